@@ -1,0 +1,31 @@
+package core
+
+// Byte-slice literals used on the hot path, kept in one place so header
+// names are spelled once and never converted per request.
+var (
+	strHTTP  = []byte("http")
+	strHTTPS = []byte("https")
+
+	strHost            = []byte("Host")
+	strXForwardedFor   = []byte("X-Forwarded-For")
+	strXRealIP         = []byte("X-Real-IP")
+	strXForwardedProto = []byte("X-Forwarded-Proto")
+	strXForwardedHost  = []byte("X-Forwarded-Host")
+	strXForwardedPort  = []byte("X-Forwarded-Port")
+	strForwarded       = []byte("Forwarded")
+	strUpstreamStatus  = []byte("X-APISIX-Upstream-Status")
+	strCommaSpace      = []byte(", ")
+
+	strConnection           = []byte("Connection")
+	strKeepAlive            = []byte("Keep-Alive")
+	strProxyConnection      = []byte("Proxy-Connection")
+	strProxyAuthenticate    = []byte("Proxy-Authenticate")
+	strTE                   = []byte("TE")
+	strTrailer              = []byte("Trailer")
+	strTransferEncoding     = []byte("Transfer-Encoding")
+	strUpgrade              = []byte("Upgrade")
+	strExpect               = []byte("Expect")
+	strHTTP11               = []byte("HTTP/1.1")
+	strContentTypeTextPlain = []byte("text/plain; charset=utf-8")
+	strContentTypeHTML      = []byte("text/html; charset=utf-8")
+)
