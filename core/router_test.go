@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -60,6 +61,15 @@ type rq struct {
 
 func (q rq) ctx(tb testing.TB) *fasthttp.RequestCtx {
 	tb.Helper()
+	ctx, err := q.build()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ctx
+}
+
+// build makes a request context; it may be called from any goroutine.
+func (q rq) build() (*fasthttp.RequestCtx, error) {
 	var req fasthttp.Request
 	req.SetRequestURI(q.uri)
 	if q.method != "" {
@@ -74,11 +84,11 @@ func (q rq) ctx(tb testing.TB) *fasthttp.RequestCtx {
 	}
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
-		tb.Fatalf("remote %q: %v", ip, err)
+		return nil, fmt.Errorf("remote %q: %w", ip, err)
 	}
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, &net.TCPAddr{IP: a.AsSlice(), Port: 40000}, nil)
-	return &ctx
+	return &ctx, nil
 }
 
 // matchID returns the ID of the matched route, or "" for no match.
