@@ -2,11 +2,14 @@ module github.com/edgeway/gateway
 
 go 1.26
 
-require github.com/valyala/fasthttp v1.74.0
+require (
+	github.com/valyala/fasthttp v1.74.0
+	go.etcd.io/bbolt v1.5.0
+)
 
 require (
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/molecule-man/go-brrr v1.0.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
-	golang.org/x/tools v0.36.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
 )
