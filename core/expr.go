@@ -64,6 +64,7 @@ type exprItem struct {
 	num    float64
 	isNum  bool
 	isNull bool
+	isList bool // a JSON array: a string never equals it (Lua table)
 	list   []exprValue
 	re     *regexp.Regexp
 	nets   []netip.Prefix
@@ -211,6 +212,7 @@ func compileComparison(expr []any) (exprItem, error) {
 	case bool:
 		it.str = []byte(strconv.FormatBool(val))
 	case []any:
+		it.isList = true
 		for _, x := range val {
 			switch xv := x.(type) {
 			case string:
@@ -324,6 +326,9 @@ func (it *exprItem) eval(ctx *fasthttp.RequestCtx, buf []byte) bool {
 func (it *exprItem) compare(l []byte, ok bool) bool {
 	switch it.op {
 	case opEQ:
+		if it.isList {
+			return false
+		}
 		if it.isNum {
 			n, nok := luaToNumber(l, ok)
 			return nok && n == it.num
@@ -333,6 +338,9 @@ func (it *exprItem) compare(l []byte, ok bool) bool {
 		}
 		return ok && bytes.Equal(l, it.str)
 	case opNE:
+		if it.isList {
+			return true
+		}
 		if it.isNum {
 			n, nok := luaToNumber(l, ok)
 			return !nok || n != it.num
@@ -400,43 +408,83 @@ func (it *exprItem) compare(l []byte, ok bool) bool {
 	return false
 }
 
-// luaToNumber mirrors Lua's tonumber for the decimal and hex forms.
+// luaToNumber mirrors Lua's tonumber for the decimal and hex forms. It
+// checks the syntax itself first: strconv's errors allocate, and this runs
+// on the request path.
 func luaToNumber(b []byte, ok bool) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
 	s := strings.TrimSpace(b2s(b))
-	if s == "" || !looksNumeric(s) {
+	neg := false
+	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		if len(s) > 18 || !allHex(s[2:]) {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(s[2:], 16, 64)
+		if err != nil {
+			return 0, false
+		}
+		if neg {
+			return -float64(n), true
+		}
+		return float64(n), true
+	}
+	if !isDecimal(s) {
 		return 0, false
 	}
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		return n, true
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
 	}
-	neg := false
-	h := s
-	if strings.HasPrefix(h, "-") {
-		neg, h = true, h[1:]
+	if neg {
+		n = -n
 	}
-	if strings.HasPrefix(h, "0x") || strings.HasPrefix(h, "0X") {
-		if n, err := strconv.ParseUint(h[2:], 16, 64); err == nil {
-			if neg {
-				return -float64(n), true
-			}
-			return float64(n), true
-		}
-	}
-	return 0, false
+	return n, true
 }
 
-// looksNumeric rejects strings that cannot be numbers before strconv is
-// asked, because its error values allocate.
-func looksNumeric(s string) bool {
+func allHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c < '0' || c > '9') && c != '.' && c != '-' && c != '+' && c != 'e' && c != 'E' &&
-			c != 'x' && c != 'X' && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 			return false
 		}
 	}
-	return true
+	return len(s) > 0
+}
+
+// isDecimal accepts digits with an optional fraction and exponent
+// ("12", "1.5", ".5", "1e3", "2.5E-3").
+func isDecimal(s string) bool {
+	i, digits := 0, 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i, digits = i+1, digits+1
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, digits = i+1, digits+1
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, exp = i+1, exp+1
+		}
+		if exp == 0 || exp > 4 {
+			return false
+		}
+	}
+	return i == len(s)
 }

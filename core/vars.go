@@ -177,6 +177,10 @@ func AppendLowerHost(dst, host []byte) []byte {
 			}
 		}
 	}
+	// nginx's $host drops a trailing dot ("foo.com." is "foo.com").
+	if end > 1 && host[end-1] == '.' {
+		end--
+	}
 	for _, c := range host[:end] {
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'

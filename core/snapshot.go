@@ -1,0 +1,147 @@
+package core
+
+import (
+	"sort"
+)
+
+// Config is a parsed configuration: every valid stored object by id. A
+// Config is immutable once published; the manager builds a new one per
+// change set, sharing unchanged objects (pointer equality tells the
+// compiler what it may reuse).
+type Config struct {
+	Routes    map[string]*Route
+	Upstreams map[string]*Upstream
+	Services  map[string]*Service
+	// Revision is the store revision the config reflects.
+	Revision int64
+}
+
+// NewConfig returns an empty config.
+func NewConfig() *Config {
+	return &Config{Routes: map[string]*Route{}, Upstreams: map[string]*Upstream{}, Services: map[string]*Service{}}
+}
+
+// Key returns the store key of a resource, e.g. "/apisix/routes/1".
+func Key(kind Kind, id string) string { return "/apisix/" + string(kind) + "/" + id }
+
+// Snapshot is everything the hot path reads, compiled from one Config and
+// published whole through an atomic pointer. It is never mutated after
+// publication.
+type Snapshot struct {
+	Config *Config
+	Router *Router
+	// Balancers holds every compiled upstream by key (standalone and inline).
+	Balancers map[string]*Balancer
+	// Entries holds the compiled routes by route key.
+	Entries map[string]*RouteEntry
+}
+
+// Compile builds a snapshot of cfg. Balancers of prev whose upstream
+// object is unchanged are reused as they are (their picker state
+// continues); node state, pools and route counters come from rt and so
+// survive any edit that keeps them. Compile must not be called
+// concurrently with itself on the same Runtime.
+func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
+	used := newUsedKeys()
+	s := &Snapshot{
+		Config:    cfg,
+		Balancers: make(map[string]*Balancer, len(cfg.Upstreams)),
+		Entries:   make(map[string]*RouteEntry, len(cfg.Routes)),
+	}
+	balancer := func(key string, u *Upstream) *Balancer {
+		if b, ok := s.Balancers[key]; ok {
+			return b
+		}
+		var b *Balancer
+		if prev != nil {
+			if old, ok := prev.Balancers[key]; ok && old.Conf == u {
+				b = old
+				old.markUsed(used)
+			}
+		}
+		if b == nil {
+			b = buildBalancer(key, u, rt, used)
+		}
+		s.Balancers[key] = b
+		return b
+	}
+	for id, u := range cfg.Upstreams {
+		balancer(Key(KindUpstreams, id), u)
+	}
+	for id, svc := range cfg.Services {
+		if svc.Upstream != nil {
+			balancer(Key(KindServices, id), svc.Upstream)
+		}
+	}
+
+	ids := make([]string, 0, len(cfg.Routes))
+	for id := range cfg.Routes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	entries := make([]*RouteEntry, 0, len(ids))
+	for _, id := range ids {
+		r := cfg.Routes[id]
+		key := Key(KindRoutes, id)
+		e := &RouteEntry{Route: r, Key: key, Hosts: r.Hosts, Stats: rt.stats(key)}
+		used.routes[key] = true
+		s.resolve(e, cfg, balancer)
+		s.Entries[key] = e
+		entries = append(entries, e)
+	}
+	s.Router = BuildRouter(entries)
+	rt.retain(used)
+	return s
+}
+
+// resolve finds the route's upstream (route upstream_id, route upstream,
+// service upstream_id, service upstream — APISIX's order), its effective
+// hosts and its timeout.
+func (s *Snapshot) resolve(e *RouteEntry, cfg *Config, balancer func(string, *Upstream) *Balancer) {
+	r := e.Route
+	var svc *Service
+	if r.ServiceID != "" {
+		svc = cfg.Services[r.ServiceID]
+		if svc == nil {
+			e.FailStatus = 404
+			return
+		}
+		if len(e.Hosts) == 0 {
+			e.Hosts = svc.Hosts
+		}
+	}
+	switch {
+	case r.UpstreamID != "":
+		if u := cfg.Upstreams[r.UpstreamID]; u != nil {
+			e.Upstream = balancer(Key(KindUpstreams, r.UpstreamID), u)
+		}
+	case r.Upstream != nil:
+		e.Upstream = balancer(e.Key, r.Upstream)
+	case svc != nil && svc.UpstreamID != "":
+		if u := cfg.Upstreams[svc.UpstreamID]; u != nil {
+			e.Upstream = balancer(Key(KindUpstreams, svc.UpstreamID), u)
+		}
+	case svc != nil && svc.Upstream != nil:
+		e.Upstream = balancer(Key(KindServices, svc.ID), svc.Upstream)
+	default:
+		e.FailStatus = 503
+		return
+	}
+	if e.Upstream == nil {
+		// An upstream_id that names nothing: APISIX answers 502.
+		e.FailStatus = 502
+		return
+	}
+	e.Timeout = e.Upstream.timeout
+	if r.Timeout != nil {
+		e.Timeout = *r.Timeout
+	}
+}
+
+// markUsed records a reused balancer's node states and pools as in use.
+func (b *Balancer) markUsed(used *usedKeys) {
+	for _, ref := range b.refs {
+		used.pools[ref.poolKey] = true
+		used.nodes[ref.stateKey] = true
+	}
+}

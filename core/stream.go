@@ -1,0 +1,217 @@
+package core
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/edgeway/gateway/lb"
+	"github.com/edgeway/gateway/pool"
+)
+
+// bodyStream relays a large, chunked or close-delimited upstream response
+// body to the client. fasthttp's server reads it while writing the response
+// and closes it when done (or when the client goes away); closing releases
+// the upstream connection and the pick. It holds one upstream connection
+// and no body bytes of its own.
+type bodyStream struct {
+	p    *Proxy
+	b    *Balancer
+	n    *lb.Node
+	pool *pool.Pool
+	c    *pool.Conn
+	br   *bufio.Reader
+
+	// remaining is the number of body bytes left for a Content-Length body;
+	// -1 means chunked, -2 means delimited by the connection closing.
+	remaining int64
+	chunkLeft int64
+	eof       bool
+	err       error
+
+	upstreamClose bool
+	readTimeout   time.Duration
+	start         time.Time
+}
+
+var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
+
+func acquireBodyStream() *bodyStream { return bodyStreamPool.Get().(*bodyStream) }
+
+func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, pl *pool.Pool, c *pool.Conn, cl int,
+	upstreamClose bool, readTimeout time.Duration, start time.Time) {
+	*s = bodyStream{p: p, b: b, n: n, pool: pl, c: c, br: c.BR, remaining: int64(cl),
+		upstreamClose: upstreamClose, readTimeout: readTimeout, start: start}
+}
+
+var (
+	errBadChunk   = errors.New("core: malformed chunked body from upstream")
+	errShortBody  = errors.New("core: upstream closed the connection before the end of the body")
+	errChunkLimit = errors.New("core: chunk size line too long")
+)
+
+// Read reads body bytes, decoding chunked transfer coding. The read
+// timeout is re-armed for every read (nginx's proxy_read_timeout is the
+// time between two reads).
+func (s *bodyStream) Read(p []byte) (int, error) {
+	if s.eof {
+		return 0, io.EOF
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	_ = s.c.SetReadDeadline(time.Now().Add(s.readTimeout))
+	var n int
+	var err error
+	switch {
+	case s.remaining >= 0:
+		if s.remaining == 0 {
+			s.eof = true
+			return 0, io.EOF
+		}
+		if int64(len(p)) > s.remaining {
+			p = p[:s.remaining]
+		}
+		n, err = s.br.Read(p)
+		s.remaining -= int64(n)
+		if err == io.EOF && s.remaining > 0 {
+			err = errShortBody
+		}
+		if err == nil && s.remaining == 0 {
+			s.eof = true
+		}
+	case s.remaining == -1:
+		n, err = s.readChunked(p)
+	default:
+		n, err = s.br.Read(p)
+		if err == io.EOF {
+			s.eof = true
+		}
+	}
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *bodyStream) readChunked(p []byte) (int, error) {
+	if s.chunkLeft == 0 {
+		size, err := s.readChunkSize()
+		if err != nil {
+			return 0, err
+		}
+		if size == 0 {
+			if err := s.skipTrailer(); err != nil {
+				return 0, err
+			}
+			s.eof = true
+			return 0, io.EOF
+		}
+		s.chunkLeft = size
+	}
+	if int64(len(p)) > s.chunkLeft {
+		p = p[:s.chunkLeft]
+	}
+	n, err := s.br.Read(p)
+	s.chunkLeft -= int64(n)
+	if err == io.EOF {
+		return n, errShortBody
+	}
+	if err == nil && s.chunkLeft == 0 {
+		err = s.expectCRLF()
+	}
+	return n, err
+}
+
+func (s *bodyStream) readChunkSize() (int64, error) {
+	line, err := s.br.ReadSlice('\n')
+	if err != nil {
+		if err == bufio.ErrBufferFull {
+			return 0, errChunkLimit
+		}
+		if err == io.EOF {
+			return 0, errShortBody
+		}
+		return 0, err
+	}
+	var size int64
+	digits := 0
+	for _, c := range line {
+		var d int64
+		switch {
+		case c >= '0' && c <= '9':
+			d = int64(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = int64(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			d = int64(c-'A') + 10
+		default:
+			if digits == 0 || (c != ';' && c != '\r' && c != ' ' && c != '\t') {
+				return 0, errBadChunk
+			}
+			if len(line) < 2 || line[len(line)-2] != '\r' {
+				return 0, errBadChunk
+			}
+			return size, nil
+		}
+		digits++
+		if digits > 15 {
+			return 0, errBadChunk
+		}
+		size = size<<4 | d
+	}
+	return 0, errBadChunk
+}
+
+func (s *bodyStream) expectCRLF() error {
+	b, err := s.br.Peek(2)
+	if err != nil {
+		if err == io.EOF {
+			return errShortBody
+		}
+		return err
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errBadChunk
+	}
+	_, _ = s.br.Discard(2)
+	return nil
+}
+
+// skipTrailer discards trailer fields up to the empty line ending the body.
+func (s *bodyStream) skipTrailer() error {
+	for i := 0; i < 64; i++ {
+		line, err := s.br.ReadSlice('\n')
+		if err != nil {
+			if err == io.EOF {
+				return errShortBody
+			}
+			return err
+		}
+		if len(line) == 2 && line[0] == '\r' {
+			return nil
+		}
+	}
+	return errBadChunk
+}
+
+// CloseWithError is called by fasthttp when it is done with the body,
+// with the error that ended writing it (nil on success).
+func (s *bodyStream) CloseWithError(werr error) error {
+	reusable := s.eof && s.err == nil && werr == nil && !s.upstreamClose && s.remaining != -2 && s.br.Buffered() == 0
+	end := time.Now()
+	if reusable {
+		s.pool.Release(s.c, true, end.UnixNano())
+	} else {
+		s.pool.Release(s.c, false, 0)
+		if s.err != nil {
+			s.p.logf("upstream %s node %s: response body aborted: %v", s.b.Key, s.n.Addr, s.err)
+		}
+	}
+	s.b.picker.Done(s.n, nil, end.Sub(s.start), s.err != nil)
+	*s = bodyStream{}
+	bodyStreamPool.Put(s)
+	return nil
+}

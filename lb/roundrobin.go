@@ -1,0 +1,176 @@
+package lb
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// maxSequence bounds the precomputed round-robin cycle. Weights whose sum
+// (after dividing by their gcd) exceeds it are scaled down proportionally,
+// keeping every positive weight at least 1.
+const maxSequence = 1 << 20
+
+// RoundRobin is nginx's smooth weighted round robin made lock-free: the
+// whole cycle (sum of weights / gcd picks) is computed once, when the
+// snapshot is compiled, with nginx's algorithm, and Pick walks it with one
+// atomic cursor. Each cycle therefore has exact proportions and nginx's
+// interleaved order (weights 5:1:1 give a a b a c a a).
+//
+// Nodes of weight 0, nodes marked down and nodes already tried by the
+// request are skipped. RoundRobin is safe for concurrent use.
+type RoundRobin struct {
+	nodes []*Node
+	seq   []uint32
+
+	_      [64]byte
+	cursor atomic.Uint64
+	_      [56]byte
+}
+
+// NewRoundRobin builds the picker over nodes; node i must have Index i.
+func NewRoundRobin(nodes []*Node) *RoundRobin {
+	return &RoundRobin{nodes: nodes, seq: smoothSequence(nodes)}
+}
+
+// Pick returns the next usable node of the cycle, or nil.
+func (rr *RoundRobin) Pick(r *Request) *Node {
+	n := uint64(len(rr.seq))
+	if n == 0 {
+		return nil
+	}
+	start := rr.cursor.Add(1) - 1
+	// Fast path: the next node in the cycle is usable.
+	node := rr.nodes[rr.seq[start%n]]
+	if usable(node, r) {
+		return acquire(node)
+	}
+	// Slow path: walk on through the cycle. A full cycle visits every
+	// weighted node, so this ends; it is only taken on retries or when
+	// nodes are down.
+	for i := uint64(1); i < n; i++ {
+		node = rr.nodes[rr.seq[(start+i)%n]]
+		if usable(node, r) {
+			return acquire(node)
+		}
+	}
+	return nil
+}
+
+// Done releases a pick.
+func (rr *RoundRobin) Done(n *Node, _ *Request, _ time.Duration, _ bool) { release(n) }
+
+// smoothSequence computes one cycle of nginx's smooth weighted round robin.
+func smoothSequence(nodes []*Node) []uint32 {
+	weights := make([]int, len(nodes))
+	g, total := 0, 0
+	for i, n := range nodes {
+		if n.Weight > 0 {
+			weights[i] = n.Weight
+			g = gcd(g, n.Weight)
+		}
+	}
+	if g == 0 {
+		return nil
+	}
+	for i := range weights {
+		weights[i] /= g
+		total += weights[i]
+	}
+	if total > maxSequence {
+		sum := int64(total)
+		total = 0
+		for i, w := range weights {
+			if w > 0 {
+				weights[i] = max(1, int(int64(w)*maxSequence/sum))
+			}
+			total += weights[i]
+		}
+	}
+	seq := make([]uint32, 0, total)
+	if total*len(nodes) <= 1<<24 {
+		// nginx's algorithm: every step adds each weight to its node's
+		// current weight, picks the largest and subtracts the total.
+		current := make([]int, len(nodes))
+		for len(seq) < total {
+			best := -1
+			for i, w := range weights {
+				if w == 0 {
+					continue
+				}
+				current[i] += w
+				if best < 0 || current[i] > current[best] {
+					best = i
+				}
+			}
+			current[best] -= total
+			seq = append(seq, uint32(best))
+		}
+		return seq
+	}
+	// Large upstreams: earliest-deadline-first with mid-interval start
+	// times. Same proportions, also interleaved, O(total·log n) to build.
+	h := make(edfHeap, 0, len(nodes))
+	for i, w := range weights {
+		if w > 0 {
+			h = append(h, edfItem{deadline: 0.5 / float64(w), step: 1 / float64(w), idx: uint32(i)})
+		}
+	}
+	h.init()
+	for len(seq) < total {
+		top := &h[0]
+		seq = append(seq, top.idx)
+		top.deadline += top.step
+		h.fix0()
+	}
+	return seq
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+type edfItem struct {
+	deadline, step float64
+	idx            uint32
+}
+
+// edfHeap is a min-heap by (deadline, idx).
+type edfHeap []edfItem
+
+func (h edfHeap) less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].idx < h[j].idx
+}
+
+func (h edfHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h edfHeap) fix0() { h.down(0) }
+
+func (h edfHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+var _ Picker = (*RoundRobin)(nil)
