@@ -2,7 +2,10 @@ module github.com/edgeway/gateway
 
 go 1.26
 
-require github.com/valyala/fasthttp v1.74.0
+require (
+	github.com/goccy/go-json v0.12.0
+	github.com/valyala/fasthttp v1.74.0
+)
 
 require (
 	github.com/klauspost/compress v1.20.0 // indirect
