@@ -90,9 +90,9 @@ func TestPutGetDelete(t *testing.T) {
 	checkKV(t, kv, "/apisix/routes/1", `{"uri":"/b"}`, 1, 2)
 
 	mustPut(t, s, "/apisix/upstreams/1", `{}`, AnyRevision)
-	del, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision)
-	if err != nil {
-		t.Fatalf("Delete: %v", err)
+	del, delRev, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision)
+	if err != nil || delRev != 4 {
+		t.Fatalf("Delete: revision %d, err %v; want revision 4", delRev, err)
 	}
 	checkKV(t, del, "/apisix/routes/1", `{"uri":"/b"}`, 1, 2) // the last value and its revisions
 	if rev := mustRevision(t, s); rev != 4 {
@@ -101,7 +101,7 @@ func TestPutGetDelete(t *testing.T) {
 	if _, err := s.Get(ctx, "/apisix/routes/1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Delete: %v, want ErrNotFound", err)
 	}
 
@@ -215,7 +215,7 @@ func TestDeleteConditions(t *testing.T) {
 				mustPut(t, s, "/other", "a", AnyRevision)
 				mustPut(t, s, "/other", "b", AnyRevision)
 			}
-			kv, err := s.Delete(context.Background(), key, tt.expectRev)
+			kv, _, err := s.Delete(context.Background(), key, tt.expectRev)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Delete err = %v, want %v", err, tt.wantErr)
 			}
@@ -250,7 +250,7 @@ func TestInvalidWrites(t *testing.T) {
 	f("empty key", err)
 	_, _, err = s.Put(ctx, "/k", []byte("x"), -2)
 	f("put rev -2", err)
-	_, err = s.Delete(ctx, "/k", -7)
+	_, _, err = s.Delete(ctx, "/k", -7)
 	f("delete rev -7", err)
 	_, _, err = s.Put(ctx, string(make([]byte, 40000)), []byte("x"), AnyRevision)
 	f("huge key", err)
@@ -283,7 +283,7 @@ func TestRevisionsPersistAcrossReopen(t *testing.T) {
 	mustPut(t, s, "/apisix/routes/1", "a", AnyRevision)
 	mustPut(t, s, "/apisix/routes/2", "b", AnyRevision)
 	mustPut(t, s, "/apisix/routes/1", "c", AnyRevision)
-	if _, err := s.Delete(context.Background(), "/apisix/routes/2", AnyRevision); err != nil {
+	if _, _, err := s.Delete(context.Background(), "/apisix/routes/2", AnyRevision); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -455,7 +455,7 @@ func TestClosedStore(t *testing.T) {
 	f("Revision", err)
 	_, _, err = s.Put(ctx, "/k", []byte("w"), AnyRevision)
 	f("Put", err)
-	_, err = s.Delete(ctx, "/k", AnyRevision)
+	_, _, err = s.Delete(ctx, "/k", AnyRevision)
 	f("Delete", err)
 	_, err = s.NextID(ctx)
 	f("NextID", err)

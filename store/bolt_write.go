@@ -30,6 +30,7 @@ type writeReq struct {
 
 type writeRes struct {
 	kv      KV
+	rev     int64 // the revision of a delete
 	created bool
 	id      uint64
 	err     error
@@ -57,17 +58,18 @@ func (b *Bolt) Put(ctx context.Context, key string, value []byte, expectRev int6
 	return res.kv, res.created, nil
 }
 
-// Delete removes key and returns it with its last value and revisions.
+// Delete removes key and returns it with its last value and revisions,
+// and the revision of the delete.
 // expectRev > 0 makes the delete conditional on the key's ModRevision
 // (ErrConflict otherwise); AnyRevision and 0 delete unconditionally. A
 // missing key gives ErrNotFound, whatever expectRev is. Blocking and
 // cancellation are as for Put.
-func (b *Bolt) Delete(ctx context.Context, key string, expectRev int64) (KV, error) {
+func (b *Bolt) Delete(ctx context.Context, key string, expectRev int64) (KV, int64, error) {
 	if err := checkWrite(key, expectRev); err != nil {
-		return KV{}, fmt.Errorf("store: cannot delete %q: %w", key, err)
+		return KV{}, 0, fmt.Errorf("store: cannot delete %q: %w", key, err)
 	}
 	res, err := b.do(ctx, &writeReq{op: opDelete, key: []byte(key), expect: expectRev})
-	return res.kv, err
+	return res.kv, res.rev, err
 }
 
 // NextID returns a fresh id for a POST-created object: a persisted counter
@@ -272,6 +274,7 @@ func (w txWriter) delete(r *writeReq, rev int64, res *writeRes) (Event, error) {
 	}
 	key := string(r.key)
 	res.kv = KV{Key: key, Value: append([]byte{}, w.kv.Get(r.key)...), CreateRevision: create, ModRevision: mod}
+	res.rev = rev
 	if err := w.kv.Delete(r.key); err != nil {
 		return Event{}, err
 	}

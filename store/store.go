@@ -101,8 +101,8 @@ type Store interface {
 	// ErrConflict when the condition fails. The write is durable (fsynced) when Put returns nil.
 	Put(ctx context.Context, key string, value []byte, expectRev int64) (kv KV, created bool, err error)
 	// Delete removes key (same expectRev rules; 0 is not meaningful here, treat as AnyRevision). Returns the deleted KV
-	// (with its last value) or ErrNotFound.
-	Delete(ctx context.Context, key string, expectRev int64) (KV, error)
+	// (with its last value and revisions) and the store revision of the delete itself, or ErrNotFound.
+	Delete(ctx context.Context, key string, expectRev int64) (prev KV, rev int64, err error)
 	// Watch streams every change with revision > afterRev until ctx is done (then the channel closes).
 	// Events are delivered in revision order, none skipped, none duplicated, even with a slow reader.
 	Watch(ctx context.Context, afterRev int64) <-chan WatchResponse

@@ -88,7 +88,7 @@ func TestWatchEvents(t *testing.T) {
 	ch := s.Watch(ctx, 0)
 	mustPut(t, s, "/apisix/routes/1", "a", AnyRevision)
 	mustPut(t, s, "/apisix/routes/1", "b", AnyRevision)
-	if _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); err != nil {
+	if _, _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); err != nil {
 		t.Fatal(err)
 	}
 	// Failed writes and ids make no events.
@@ -133,7 +133,7 @@ func TestWatchConcurrentWriters(t *testing.T) {
 				key := fmt.Sprintf("/apisix/routes/%d-%d", w, i%20)
 				var err error
 				if i%7 == 6 {
-					_, err = s.Delete(ctx, key, AnyRevision)
+					_, _, err = s.Delete(ctx, key, AnyRevision)
 				} else {
 					_, _, err = s.Put(ctx, key, fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i), AnyRevision)
 				}
@@ -235,7 +235,7 @@ func TestWatchReplaysFromOlderRevision(t *testing.T) {
 	}
 	// Changes between List and Watch must not be missed.
 	mustPut(t, s, "/apisix/routes/2", "b", AnyRevision)
-	if _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); err != nil {
+	if _, _, err := s.Delete(ctx, "/apisix/routes/1", AnyRevision); err != nil {
 		t.Fatal(err)
 	}
 	ch := s.Watch(ctx, rev)

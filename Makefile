@@ -1,0 +1,46 @@
+# The two commands a new user needs: `make run` and `make test`.
+GO      ?= go
+BIN     := bin/gateway
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build run test unit e2e race fuzz lint bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/gateway
+
+# Start the gateway on the embedded store in ./data. It prints where it listens.
+run: build
+	./$(BIN) -data-dir ./data
+
+# Every test: vet, unit tests (with the race detector), black-box tests of
+# the real binary, and a short run of each fuzz target.
+test: lint unit e2e fuzz
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -timeout 20m ./e2e/
+
+# Each fuzz target runs for FUZZTIME on its committed corpus plus new inputs.
+fuzz:
+	@for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		d=$$(dirname $$f); \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+			echo "fuzz ./$$d $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$d/ || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./core/ ./lb/ ./bench/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// options are the process settings. Each is a flag, and each flag may also
+// be set in the YAML file given with -c (a flag given on the command line
+// wins over the file).
+type options struct {
+	Listen       string
+	AdminListen  string
+	DataDir      string
+	AdminKey     string
+	ConfigFile   string
+	DrainTimeout time.Duration
+}
+
+// newFlagSet declares every flag on fs, bound to o.
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.StringVar(&o.Listen, "listen", "0.0.0.0:9080", "address of the proxy listener (HTTP)")
+	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9180",
+		"address of the Admin API and /metrics; a non-loopback address requires -admin-key")
+	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory of the embedded configuration store")
+	fs.StringVar(&o.AdminKey, "admin-key", "",
+		"key every admin request must carry in X-API-KEY; without it only loopback clients may use the Admin API")
+	fs.StringVar(&o.ConfigFile, "c", "", "YAML file setting any of these flags by name (e.g. `admin-listen: 127.0.0.1:9180`)")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
+		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
+	return fs
+}
+
+// parseOptions parses the command line, then applies the config file to
+// every flag the command line did not set.
+func parseOptions(args []string) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.ConfigFile == "" {
+		return o, nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	raw, err := os.ReadFile(o.ConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		return nil, fmt.Errorf("cannot parse config file %s: %w", o.ConfigFile, err)
+	}
+	names := make([]string, 0, len(values))
+	for k := range values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		name := strings.ReplaceAll(k, "_", "-")
+		f := fs.Lookup(name)
+		if f == nil || name == "c" {
+			return nil, fmt.Errorf("config file %s: unknown setting %q (settings are the flag names, see gateway -h)", o.ConfigFile, k)
+		}
+		if set[name] {
+			continue
+		}
+		v := values[k]
+		var s string
+		switch x := v.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, e := range x {
+				parts[i] = fmt.Sprint(e)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			s = fmt.Sprint(x)
+		}
+		if err := f.Value.Set(s); err != nil {
+			return nil, fmt.Errorf("config file %s: %s: %w", o.ConfigFile, k, err)
+		}
+	}
+	return o, nil
+}

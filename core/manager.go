@@ -1,0 +1,292 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeway/gateway/store"
+)
+
+// Manager keeps the served configuration in step with the store: it loads
+// everything at one revision, compiles and publishes a snapshot, then
+// applies watch events in batches (a burst of writes costs one compile).
+// Admin writes wait with WaitRevision until their revision is served, which
+// gives read-your-writes.
+type Manager struct {
+	Store   store.Store
+	Runtime *Runtime
+	Proxy   *Proxy
+	// Logf logs skipped values and watch trouble; nil discards.
+	Logf func(format string, args ...any)
+	// OnPublish, when set, is called after each snapshot is published
+	// (health checkers and the control API follow snapshots through it).
+	OnPublish func(*Snapshot)
+
+	// InvalidValues counts stored values skipped because they did not
+	// validate.
+	InvalidValues atomic.Uint64
+	// Compiles counts snapshots built.
+	Compiles atomic.Uint64
+
+	mu      sync.Mutex
+	cfg     *Config
+	applied int64
+	notify  chan struct{}
+}
+
+// Prefix is the key prefix of every resource the gateway serves.
+const Prefix = "/apisix/"
+
+// Start loads the configuration and publishes the first snapshot; it
+// returns once that snapshot is served. It then follows the store until
+// ctx ends.
+func (m *Manager) Start(ctx context.Context) error {
+	kvs, rev, err := m.Store.List(ctx, Prefix)
+	if err != nil {
+		return err
+	}
+	m.notify = make(chan struct{})
+	m.publish(m.buildFrom(kvs, rev))
+	go m.follow(ctx, rev)
+	return nil
+}
+
+// Config returns the configuration currently served. It is immutable.
+func (m *Manager) Config() *Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+// WaitRevision blocks until the served configuration reflects store
+// revision rev (or ctx ends).
+func (m *Manager) WaitRevision(ctx context.Context, rev int64) error {
+	for {
+		m.mu.Lock()
+		applied, ch := m.applied, m.notify
+		m.mu.Unlock()
+		if applied >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) buildFrom(kvs []store.KV, rev int64) *Config {
+	cfg := NewConfig()
+	for _, kv := range kvs {
+		m.put(cfg, kv)
+	}
+	cfg.Revision = rev
+	return cfg
+}
+
+func (m *Manager) publish(cfg *Config) {
+	snap := m.Runtime.Compile(cfg, m.Proxy.Snapshot())
+	m.Compiles.Add(1)
+	m.Proxy.Publish(snap)
+	if m.OnPublish != nil {
+		m.OnPublish(snap)
+	}
+	m.mu.Lock()
+	m.cfg = cfg
+	m.applied = cfg.Revision
+	close(m.notify)
+	m.notify = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// follow applies watch events until ctx ends, re-listing after compaction
+// and re-watching (with a short back-off) after errors.
+func (m *Manager) follow(ctx context.Context, rev int64) {
+	for ctx.Err() == nil {
+		ch := m.Store.Watch(ctx, rev)
+		rev = m.consume(ctx, ch, rev)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// consume applies responses from one watch channel and returns the last
+// revision applied.
+func (m *Manager) consume(ctx context.Context, ch <-chan store.WatchResponse, rev int64) int64 {
+	for {
+		resp, ok := <-ch
+		if !ok {
+			return rev
+		}
+		if resp.Err != nil {
+			m.logf("config: watch failed: %v", resp.Err)
+			return rev
+		}
+		if resp.Compacted {
+			kvs, r, err := m.Store.List(ctx, Prefix)
+			if err != nil {
+				m.logf("config: cannot re-list after compaction: %v", err)
+				return rev
+			}
+			m.publish(m.buildFrom(kvs, r))
+			return r
+		}
+		events := resp.Events
+		last := max(rev, resp.Revision)
+		// Coalesce a burst: take whatever else is already waiting. A
+		// compaction or error ends the batch; the caller starts over.
+		stop := false
+	drain:
+		for {
+			select {
+			case more, ok := <-ch:
+				if !ok || more.Err != nil || more.Compacted {
+					stop = true
+					break drain
+				}
+				events = append(events, more.Events...)
+				last = max(last, more.Revision)
+			default:
+				break drain
+			}
+		}
+		m.apply(events, last)
+		rev = last
+		if stop {
+			return rev
+		}
+	}
+}
+
+// apply builds a new config from the current one plus events and
+// publishes it. Unchanged objects keep their pointers.
+func (m *Manager) apply(events []store.Event, rev int64) {
+	old := m.Config()
+	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, Revision: rev}
+	copied := map[Kind]bool{}
+	for _, ev := range events {
+		kind, _, ok := splitKey(ev.KV.Key)
+		if !ok {
+			continue
+		}
+		if !copied[kind] {
+			cfg.copyKind(kind)
+			copied[kind] = true
+		}
+		if ev.Type == store.EventDelete {
+			cfg.remove(ev.KV.Key)
+			continue
+		}
+		m.put(cfg, ev.KV)
+	}
+	if len(copied) == 0 {
+		// Nothing the proxy serves changed (e.g. the id counter).
+		m.mu.Lock()
+		if rev > m.applied {
+			m.applied = rev
+			close(m.notify)
+			m.notify = make(chan struct{})
+		}
+		m.mu.Unlock()
+		return
+	}
+	m.publish(cfg)
+}
+
+// put parses kv into cfg. An invalid value is logged, counted and skipped;
+// whatever cfg held for the key before stays.
+func (m *Manager) put(cfg *Config, kv store.KV) {
+	kind, id, ok := splitKey(kv.Key)
+	if !ok {
+		return
+	}
+	var err error
+	switch kind {
+	case KindRoutes:
+		var r *Route
+		if r, err = ParseRoute(kv.Value); err == nil {
+			r.ID = id
+			cfg.Routes[id] = r
+		}
+	case KindUpstreams:
+		var u *Upstream
+		if u, err = ParseUpstream(kv.Value); err == nil {
+			u.ID = id
+			cfg.Upstreams[id] = u
+		}
+	case KindServices:
+		var s *Service
+		if s, err = ParseService(kv.Value); err == nil {
+			s.ID = id
+			cfg.Services[id] = s
+		}
+	}
+	if err != nil {
+		m.InvalidValues.Add(1)
+		m.logf("config: skipping invalid value at %s: %v", kv.Key, err)
+	}
+}
+
+func (cfg *Config) copyKind(kind Kind) {
+	switch kind {
+	case KindRoutes:
+		cfg.Routes = cloneMap(cfg.Routes)
+	case KindUpstreams:
+		cfg.Upstreams = cloneMap(cfg.Upstreams)
+	case KindServices:
+		cfg.Services = cloneMap(cfg.Services)
+	}
+}
+
+func (cfg *Config) remove(key string) {
+	kind, id, _ := splitKey(key)
+	switch kind {
+	case KindRoutes:
+		delete(cfg.Routes, id)
+	case KindUpstreams:
+		delete(cfg.Upstreams, id)
+	case KindServices:
+		delete(cfg.Services, id)
+	}
+}
+
+func cloneMap[V any](m map[string]V) map[string]V {
+	c := make(map[string]V, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// splitKey splits "/apisix/routes/1" into (routes, "1").
+func splitKey(key string) (Kind, string, bool) {
+	rest, ok := strings.CutPrefix(key, Prefix)
+	if !ok {
+		return "", "", false
+	}
+	kind, id, ok := strings.Cut(rest, "/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", "", false
+	}
+	switch Kind(kind) {
+	case KindRoutes, KindUpstreams, KindServices:
+		return Kind(kind), id, true
+	}
+	return "", "", false
+}
+
+func (m *Manager) logf(format string, args ...any) {
+	if m.Logf != nil {
+		m.Logf(format, args...)
+	}
+}
