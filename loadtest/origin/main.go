@@ -1,6 +1,7 @@
 // Command origin is a minimal, allocation-free HTTP origin for load tests:
-// it answers every request with a fixed body and, with -echo-port, adds
+// it answers every request with a fixed body and adds
 // its own port as the X-Origin header so a load test can see the spread.
+// With -say-addr the body is the origin's address, for tutorials.
 //
 //	origin -listen 127.0.0.1:1980,127.0.0.1:1981 -size 1024
 package main
@@ -17,6 +18,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:1980", "comma-separated addresses to serve on")
 	size := flag.Int("size", 1024, "response body size in bytes")
+	sayAddr := flag.Bool("say-addr", false, "answer with the origin's own address (\"origin 127.0.0.1:1980\") instead of a fixed body")
 	flag.Parse()
 	body := make([]byte, *size)
 	for i := range body {
@@ -31,11 +33,15 @@ func main() {
 		}
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		portHeader := []byte(port)
+		reply := body
+		if *sayAddr {
+			reply = []byte("origin " + ln.Addr().String() + "\n")
+		}
 		srv := &fasthttp.Server{
 			Handler: func(ctx *fasthttp.RequestCtx) {
 				ctx.Response.Header.SetBytesV("X-Origin", portHeader)
 				ctx.SetContentType("text/plain")
-				ctx.SetBody(body)
+				ctx.SetBody(reply)
 			},
 			NoDefaultDate: true,
 		}
