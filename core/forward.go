@@ -93,8 +93,11 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	if err != nil {
 		ref.pool.Release(c, false, 0)
 		if errors.Is(err, errClientBody) {
+			// The client's fault (a broken, slow or oversized body): the
+			// node is not blamed, and the client connection is closed.
 			b.picker.Done(n, &st.lbreq, 0, false)
-			return outcome{status: fasthttp.StatusBadRequest, sent: true}, false
+			status := refuse(ctx, st.cbody.failStatus())
+			return outcome{status: status, done: true, sent: true}, false
 		}
 		if c.Reused && body.replayable {
 			// The upstream closed the idle connection: it cannot have
@@ -144,6 +147,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	}
 	s := acquireBodyStream()
 	s.init(p, b, n, ref.pool, c, cl, upstreamClose, to.Read, now)
+	s.client, s.sendTimeout = ctx.Conn(), p.lim().SendTimeout
 	if cl < 0 {
 		cl = -1
 	}
@@ -175,7 +179,7 @@ func readResponseHeader(h *fasthttp.ResponseHeader, r *bufio.Reader) error {
 			return err
 		}
 		if s := h.StatusCode(); s >= 200 || s == fasthttp.StatusSwitchingProtocols {
-			return nil
+			return checkResponseHeader(h)
 		}
 	}
 	return errors.New("core: too many interim responses")

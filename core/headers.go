@@ -78,7 +78,7 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, st *reqState) (reqBody,
 		body.replayable = true
 		return body, true
 	}
-	body.stream = ctx.RequestBodyStream()
+	body.stream = st.cbody.init(ctx, p.lim(), cl)
 	body.length = cl
 	if cl < 0 {
 		body.length = -1

@@ -15,6 +15,8 @@ import (
 // fit the in-memory limits, neither locks nor allocates.
 type Proxy struct {
 	snap atomic.Pointer[Snapshot]
+	// limits are the edge limits in force (nil: DefaultLimits); see limits.go.
+	limits atomic.Pointer[Limits]
 
 	// Metrics receives per-request observations; never nil.
 	Metrics *Metrics
@@ -43,6 +45,7 @@ type reqState struct {
 	xff      []byte
 	statuses []byte // the X-APISIX-Upstream-Status chain
 	lbreq    lb.Request
+	cbody    clientBody // the streamed request body, when there is one
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -58,16 +61,19 @@ var statePool = sync.Pool{New: func() any {
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	snap := p.snap.Load()
-	e := snap.Router.Match(ctx, st.buf[:0])
 	var status int
-	if e == nil {
+	if status = p.lim().checkRequest(ctx); status != 0 {
+		refuse(ctx, status)
+	} else if e := snap.Router.Match(ctx, st.buf[:0]); e == nil {
 		status = writeNotFound(ctx)
 	} else {
 		status = p.serve(ctx, st, e)
 		e.Stats.count(status)
 	}
+	finishBody(ctx, &st.cbody)
 	p.Metrics.observe(status, time.Since(ctx.Time()))
 	st.lbreq.Reset()
+	st.cbody = clientBody{}
 	statePool.Put(st)
 }
 

@@ -1,17 +1,16 @@
 package core
 
 import (
-	"time"
-
 	"github.com/valyala/fasthttp"
 )
 
 // NewServer returns the fasthttp server for the proxy listener, configured
 // for relaying: request bodies stream (so an upload of any size holds only
 // a copy buffer), multipart bodies are not parsed, and the server adds no
-// Server, Date or Content-Type of its own to relayed responses.
+// Server, Date or Content-Type of its own to relayed responses. It has the
+// default limits (DefaultLimits); Proxy.ConfigureServer applies others.
 func NewServer(h fasthttp.RequestHandler) *fasthttp.Server {
-	return &fasthttp.Server{
+	s := &fasthttp.Server{
 		Handler:                       h,
 		Name:                          "",
 		NoDefaultServerHeader:         true,
@@ -20,11 +19,11 @@ func NewServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            maxReplayBody,
-		ReadBufferSize:                16 << 10,
 		WriteBufferSize:               16 << 10,
-		IdleTimeout:                   60 * time.Second,
 		CloseOnShutdown:               true,
 		DisableHeaderNamesNormalizing: false,
 		TCPKeepalive:                  true,
 	}
+	applyLimits(s, &defaultLimits)
+	return s
 }

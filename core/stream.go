@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -34,6 +35,12 @@ type bodyStream struct {
 	upstreamClose bool
 	readTimeout   time.Duration
 	start         time.Time
+
+	// client, when set, is the client connection: its write deadline is
+	// re-armed with sendTimeout before each chunk is relayed, so a client
+	// that stops reading is dropped but a long download is not.
+	client      net.Conn
+	sendTimeout time.Duration
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
@@ -62,7 +69,11 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	_ = s.c.SetReadDeadline(time.Now().Add(s.readTimeout))
+	now := time.Now()
+	_ = s.c.SetReadDeadline(now.Add(s.readTimeout))
+	if s.client != nil && s.sendTimeout > 0 {
+		_ = s.client.SetWriteDeadline(now.Add(s.sendTimeout))
+	}
 	var n int
 	var err error
 	switch {

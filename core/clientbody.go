@@ -1,0 +1,92 @@
+package core
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// errBodyTooLarge ends a streamed request body that outgrew MaxBodyBytes.
+var errBodyTooLarge = errors.New("core: request body exceeds the limit")
+
+// clientBody reads a streamed request body (larger than 64 KiB, or
+// chunked) on its way to the upstream. It re-arms the body timeout before
+// every read (nginx's client_body_timeout is between two reads), enforces
+// MaxBodyBytes on bodies whose length was not known upfront, and remembers
+// whether the body was read to its end: if not, the client connection
+// must be closed, or the rest of the body would be read as the next
+// request. It lives in the pooled reqState, so it costs no allocation.
+type clientBody struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+	limit   int64
+	// length is the Content-Length, or -1 for a chunked body.
+	length int64
+	n      int64
+	eof    bool
+	// status is why reading failed: 408, 413 or 400 (0 while it did not).
+	status int
+}
+
+// init starts reading ctx's body stream under l and returns the reader.
+func (b *clientBody) init(ctx *fasthttp.RequestCtx, l *Limits, length int) io.Reader {
+	*b = clientBody{r: ctx.RequestBodyStream(), conn: ctx.Conn(), timeout: l.BodyTimeout,
+		limit: l.MaxBodyBytes, length: int64(length)}
+	return b
+}
+
+// Read reads from the client's body stream.
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.timeout > 0 && b.conn != nil {
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		b.status = fasthttp.StatusRequestEntityTooLarge
+		return n - int(b.n-b.limit), errBodyTooLarge
+	}
+	if b.length >= 0 && b.n >= b.length {
+		b.eof = true
+	}
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.status = fasthttp.StatusBadRequest
+		if isTimeoutErr(err) {
+			b.status = fasthttp.StatusRequestTimeout
+		}
+	}
+	return n, err
+}
+
+// failStatus is the status to answer a request whose body could not be
+// read.
+func (b *clientBody) failStatus() int {
+	if b.status == 0 {
+		return fasthttp.StatusBadRequest
+	}
+	return b.status
+}
+
+// finishBody makes sure no byte of the request's body is read as the next
+// request on the connection. A body the handler did not consume (a 404, a
+// 503, an upstream that failed before the body was sent) is read and
+// dropped when it is small, as nginx discards the body of a request it
+// answers without it; otherwise the connection is closed.
+func finishBody(ctx *fasthttp.RequestCtx, cb *clientBody) {
+	if !ctx.Request.IsBodyStream() || cb.eof || ctx.Response.ConnectionClose() {
+		return
+	}
+	// Slow path: the body was not read.
+	cl := ctx.Request.Header.ContentLength()
+	if cl >= 0 && cl <= maxReplayBody && len(ctx.Request.Body()) == cl {
+		return
+	}
+	ctx.SetConnectionClose()
+}
