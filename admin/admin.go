@@ -51,6 +51,9 @@ type API struct {
 	// AuthFailures counts requests refused for a missing or wrong key.
 	AuthFailures atomic.Uint64
 
+	// keyOverride, once SetKey was called, replaces Key (see key.go).
+	keyOverride atomic.Pointer[string]
+
 	// Now returns the current time (tests may replace it).
 	Now func() time.Time
 }
@@ -101,7 +104,8 @@ func (a *API) guard(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 // authorized checks the admin key (or, without one, that the client is on
 // loopback) and writes the refusal when it fails.
 func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
-	if a.Key == "" {
+	want := a.currentKey()
+	if want == "" {
 		if ctx.RemoteIP().IsLoopback() {
 			return true
 		}
@@ -123,7 +127,7 @@ func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
 		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error_msg": "failed to check token", "description": "missing apikey"})
 		return false
 	}
-	if subtle.ConstantTimeCompare(key, []byte(a.Key)) != 1 {
+	if subtle.ConstantTimeCompare(key, []byte(want)) != 1 {
 		a.AuthFailures.Add(1)
 		a.logf("admin: refused %s %s from %s: wrong apikey", ctx.Method(), ctx.Path(), ctx.RemoteIP())
 		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error_msg": "failed to check token", "description": "wrong apikey"})

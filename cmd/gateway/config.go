@@ -21,6 +21,7 @@ type options struct {
 	AdminKey     string
 	ConfigFile   string
 	DrainTimeout time.Duration
+	edgeOptions
 }
 
 // newFlagSet declares every flag on fs, bound to o.
@@ -35,6 +36,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.ConfigFile, "c", "", "YAML `file` setting any of these flags by name, e.g. \"admin-listen: 127.0.0.1:9180\" (the command line wins)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
 		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
+	addEdgeFlags(fs, &o.edgeOptions)
 	return fs
 }
 
@@ -50,7 +52,7 @@ func parseOptions(args []string) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.ConfigFile == "" {
-		return o, nil
+		return o, o.check()
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -92,5 +94,5 @@ func parseOptions(args []string) (*options, error) {
 			return nil, fmt.Errorf("config file %s: %s: %w", o.ConfigFile, k, err)
 		}
 	}
-	return o, nil
+	return o, o.check()
 }

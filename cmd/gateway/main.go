@@ -12,8 +12,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/edgeway/gateway/admin"
@@ -39,15 +37,17 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "gateway: refusing to start: the admin listener %s is not a loopback address and no -admin-key is set\n", o.AdminListen)
 		return 2
 	}
-	if err := serve(o); err != nil {
+	if err := serve(o, args); err != nil {
 		log.Printf("gateway: %v", err)
 		return 1
 	}
 	return 0
 }
 
-// serve runs the gateway until SIGTERM or SIGINT, then drains.
-func serve(o *options) error {
+// serve runs the gateway until SIGTERM or SIGINT, then drains. SIGHUP
+// re-reads the config file (reload.go). args are the command line, read
+// again on reload.
+func serve(o *options, args []string) error {
 	st, err := store.OpenBolt(o.DataDir)
 	if err != nil {
 		return err
@@ -58,6 +58,7 @@ func serve(o *options) error {
 	defer rt.Close()
 	proxy := core.NewProxy()
 	proxy.Logf = log.Printf
+	proxy.SetLimits(o.limits())
 	mgr := &core.Manager{Store: st, Runtime: rt, Proxy: proxy, Logf: log.Printf}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +74,8 @@ func serve(o *options) error {
 		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
 	}
 	srv := core.NewServer(proxy.Handler)
-	go serveOn(srv, ln, "proxy")
+	proxy.ConfigureServer(srv)
+	go serveOn(srv, core.NewListener(ln), "proxy")
 
 	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
 	aln, err := net.Listen("tcp", o.AdminListen)
@@ -88,6 +90,8 @@ func serve(o *options) error {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		NoDefaultServerHeader: false,
+		// Parse errors must not log raw requests: they carry the key.
+		SecureErrorLogMessage: true,
 	}
 	go serveOn(asrv, aln, "admin")
 
@@ -95,16 +99,13 @@ func serve(o *options) error {
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
 	log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
+	rl := &reloader{args: args, cur: o, proxy: proxy, api: api}
+	s := rl.waitForStop()
+	o = rl.cur
 	log.Printf("gateway: %v: draining in-flight requests (up to %v)", s, o.DrainTimeout)
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
-	_ = asrv.ShutdownWithContext(dctx)
-	if err := srv.ShutdownWithContext(dctx); err != nil {
-		log.Printf("gateway: drain ended by timeout: %v", err)
-	}
+	drain(dctx, namedServer{"proxy", srv}, namedServer{"admin", asrv})
 	log.Printf("gateway: stopped")
 	return nil
 }
