@@ -141,7 +141,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			return outcome{status: statusFor(err), sent: true}, false
 		}
 		end := time.Now()
-		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, end.UnixNano())
+		ref.pool.Release(c, responseDone(c, cl, upstreamClose), end.UnixNano())
 		b.picker.Done(n, &st.lbreq, end.Sub(now), false)
 		return outcome{status: status, done: true, sent: true}, false
 	}

@@ -211,7 +211,11 @@ func (s *bodyStream) skipTrailer() error {
 // CloseWithError is called by fasthttp when it is done with the body,
 // with the error that ended writing it (nil on success).
 func (s *bodyStream) CloseWithError(werr error) error {
-	reusable := s.eof && s.err == nil && werr == nil && !s.upstreamClose && s.remaining != -2 && s.br.Buffered() == 0
+	// Quiet peeks at the socket: a Content-Length body is read straight
+	// into the caller's buffer, so bytes the upstream sent past it would
+	// still be in the kernel, unseen by Buffered.
+	reusable := s.eof && s.err == nil && werr == nil && !s.upstreamClose && s.remaining != -2 && s.br.Buffered() == 0 &&
+		s.c.Quiet()
 	end := time.Now()
 	if reusable {
 		s.pool.Release(s.c, true, end.UnixNano())

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 
+	"github.com/edgeway/gateway/pool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -29,4 +30,16 @@ func checkResponseHeader(h *fasthttp.ResponseHeader) error {
 		}
 	}
 	return nil
+}
+
+// responseDone reports whether c, having carried a response with a body
+// of cl bytes read in full, may be reused: the upstream did not ask to
+// close, and sent nothing past the body. Bytes past it are in the read
+// buffer when the body fit there (fast path: no system call); a larger
+// body was read past the buffer, so the socket is peeked (pool.Conn.Quiet).
+func responseDone(c *pool.Conn, cl int, upstreamClose bool) bool {
+	if upstreamClose || c.BR.Buffered() > 0 {
+		return false
+	}
+	return cl < pool.ReadBufferSize || c.Quiet()
 }
