@@ -3,6 +3,7 @@ package core
 import (
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,16 +25,43 @@ const (
 	maxLingering = 1024
 )
 
-// NewListener wraps the proxy listener so that connections closed by the
-// gateway while the client still sends close gracefully (see lingerTime).
-// It costs one small allocation per connection, none per request.
+// NewListener wraps a listener of the gateway so that connections closed
+// by the gateway while the client still sends close gracefully (see
+// lingerTime), and so that CloseUnused can end the connections that never
+// sent a byte. It costs one small allocation per connection, none per
+// request.
 func NewListener(ln net.Listener) net.Listener {
-	return &edgeListener{Listener: ln, lingering: make(chan struct{}, maxLingering)}
+	return &edgeListener{Listener: ln, lingering: make(chan struct{}, maxLingering), conns: map[*edgeConn]struct{}{}}
 }
 
 type edgeListener struct {
 	net.Listener
 	lingering chan struct{}
+
+	mu    sync.Mutex
+	conns map[*edgeConn]struct{}
+}
+
+// CloseUnused closes the connections of ln (made by NewListener) on which
+// the client has not sent a byte yet. It is for shutdown: fasthttp counts
+// such a connection as busy (reading its first request) until the header
+// timeout, so it would hold a drain; nginx closes them at once as well.
+func CloseUnused(ln net.Listener) {
+	l, ok := ln.(*edgeListener)
+	if !ok {
+		return
+	}
+	var unused []*edgeConn
+	l.mu.Lock()
+	for c := range l.conns {
+		if !c.used.Load() {
+			unused = append(unused, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range unused {
+		_ = c.Close()
+	}
 }
 
 // Accept returns the next connection, wrapped when it is TCP.
@@ -42,23 +70,57 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &edgeConn{TCPConn: tc, l: l}, nil
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
 	}
-	return c, nil
+	ec := &edgeConn{TCPConn: tc, l: l, fd: -1}
+	if rc, err := tc.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { ec.fd = int(fd) })
+	}
+	l.mu.Lock()
+	l.conns[ec] = struct{}{}
+	l.mu.Unlock()
+	return ec, nil
 }
 
 // edgeConn is a client TCP connection with a lingering Close. Every other
 // method is the TCPConn's (fasthttp's keep-alive settings included).
 type edgeConn struct {
 	*net.TCPConn
-	l      *edgeListener
+	l *edgeListener
+	// fd is the socket, for a peek that takes no lock (-1: unknown).
+	fd      int
+	reading atomic.Int32
+	// used is set once the client has sent a byte.
+	used   atomic.Bool
 	closed atomic.Bool
 }
 
-// Close closes the connection, lingering when input is pending.
+// Read reads from the connection, noting that a read is in progress and
+// that the client has sent something.
+func (c *edgeConn) Read(p []byte) (int, error) {
+	c.reading.Add(1)
+	n, err := c.TCPConn.Read(p)
+	c.reading.Add(-1)
+	if n > 0 && !c.used.Load() {
+		c.used.Store(true)
+	}
+	return n, err
+}
+
+// Close closes the connection, lingering when input is pending. It never
+// blocks: fasthttp closes idle connections from its shutdown loop, under a
+// lock, while their goroutines are parked in Read. Such a connection (a
+// read in progress) is closed at once, which also ends that read.
 func (c *edgeConn) Close() error {
-	if c.closed.Swap(true) || !c.pending() {
+	if c.closed.Swap(true) {
+		return c.TCPConn.Close()
+	}
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	if c.reading.Load() > 0 || !c.pending() {
 		return c.TCPConn.Close()
 	}
 	select {
@@ -82,21 +144,14 @@ func (c *edgeConn) linger() {
 }
 
 // pending reports whether unread input waits in the socket: a
-// non-blocking MSG_PEEK.
+// non-blocking MSG_PEEK straight on the descriptor (the connection's own
+// raw read would wait for the read lock of a parked Read). The descriptor
+// is valid: only Close, once, closes it.
 func (c *edgeConn) pending() bool {
-	rc, err := c.TCPConn.SyscallConn()
-	if err != nil {
+	if c.fd < 0 {
 		return false
 	}
-	// A read deadline in the past (a timed-out client) would fail the
-	// raw read before the peek.
-	_ = c.TCPConn.SetReadDeadline(time.Time{})
-	var n int
-	var perr error
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, perr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
-	})
-	return err == nil && perr == nil && n > 0
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(c.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err == nil && n > 0
 }
