@@ -73,9 +73,10 @@ func serve(o *options, args []string) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
 	}
+	ln = core.NewListener(ln)
 	srv := core.NewServer(proxy.Handler)
 	proxy.ConfigureServer(srv)
-	go serveOn(srv, core.NewListener(ln), "proxy")
+	go serveOn(srv, ln, "proxy")
 
 	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
 	aln, err := net.Listen("tcp", o.AdminListen)
@@ -93,6 +94,7 @@ func serve(o *options, args []string) error {
 		// Parse errors must not log raw requests: they carry the key.
 		SecureErrorLogMessage: true,
 	}
+	aln = core.NewListener(aln)
 	go serveOn(asrv, aln, "admin")
 
 	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
@@ -105,7 +107,7 @@ func serve(o *options, args []string) error {
 	log.Printf("gateway: %v: draining in-flight requests (up to %v)", s, o.DrainTimeout)
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
-	drain(dctx, namedServer{"proxy", srv}, namedServer{"admin", asrv})
+	drain(dctx, namedServer{"proxy", srv, ln}, namedServer{"admin", asrv, aln})
 	log.Printf("gateway: stopped")
 	return nil
 }
