@@ -53,6 +53,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.length >= 0 && b.n >= b.length {
 		b.eof = true
 	}
+	if err == io.EOF && b.length < 0 && clientEnded(b.conn) {
+		// fasthttp reports a chunked body cut at a chunk boundary by the
+		// client closing as a plain io.EOF, as if it had ended: forwarding
+		// that end would hand the upstream a complete, shortened body.
+		err = io.ErrUnexpectedEOF
+	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
@@ -79,14 +85,36 @@ func (b *clientBody) failStatus() int {
 // 503, an upstream that failed before the body was sent) is read and
 // dropped when it is small, as nginx discards the body of a request it
 // answers without it; otherwise the connection is closed.
+//
+// A chunked body always ends its connection: fasthttp's decoder takes a
+// bare LF as the end of the trailer section, where a stricter front proxy
+// would still be reading trailer lines, so bytes after it must never be
+// parsed as a request (RawHeaders covers the header; fasthttp gives no
+// view of the trailer's bytes).
 func finishBody(ctx *fasthttp.RequestCtx, cb *clientBody) {
-	if !ctx.Request.IsBodyStream() || cb.eof || ctx.Response.ConnectionClose() {
+	if !ctx.Request.IsBodyStream() || ctx.Response.ConnectionClose() {
 		return
 	}
-	// Slow path: the body was not read.
+	// Slow path: a request with a body.
 	cl := ctx.Request.Header.ContentLength()
-	if cl >= 0 && cl <= maxReplayBody && len(ctx.Request.Body()) == cl {
+	if cl < 0 {
+		ctx.SetConnectionClose()
+		return
+	}
+	if cb.eof || (cl <= maxReplayBody && len(ctx.Request.Body()) == cl) {
 		return
 	}
 	ctx.SetConnectionClose()
+}
+
+// clientEnded reports whether the client connection (under TLS, the
+// connection beneath) has seen the client's end of stream. The proxy
+// listener's connections report it (edgeConn.ReadEOF); on others this
+// returns false.
+func clientEnded(c net.Conn) bool {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	r, ok := c.(interface{ ReadEOF() bool })
+	return ok && r.ReadEOF()
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,20 +28,31 @@ const (
 
 // NewListener wraps a listener of the gateway so that connections closed
 // by the gateway while the client still sends close gracefully (see
-// lingerTime), and so that CloseUnused can end the connections that never
-// sent a byte. It costs one small allocation per connection, none per
-// request.
-func NewListener(ln net.Listener) net.Listener {
-	return &edgeListener{Listener: ln, lingering: make(chan struct{}, maxLingering), conns: map[*edgeConn]struct{}{}}
+// lingerTime), so that CloseUnused can end the connections that never sent
+// a byte, and so that one client address holds at most maxConnsPerIP
+// connections (0: no cap; beyond it a connection is answered 429 and
+// closed). It costs one small allocation per connection, none per request.
+//
+// The per-address cap is here rather than fasthttp's MaxConnsPerIP, whose
+// wrapper would hide the connection from the handler (see ReadEOF).
+func NewListener(ln net.Listener, maxConnsPerIP int) net.Listener {
+	return &edgeListener{Listener: ln, lingering: make(chan struct{}, maxLingering),
+		conns: map[*edgeConn]struct{}{}, maxPerIP: maxConnsPerIP, perIP: map[netip.Addr]int{}}
 }
 
 type edgeListener struct {
 	net.Listener
 	lingering chan struct{}
+	maxPerIP  int
 
 	mu    sync.Mutex
 	conns map[*edgeConn]struct{}
+	perIP map[netip.Addr]int
 }
+
+// tooManyFromIP is the whole answer to a connection over the per-address cap.
+const tooManyFromIP = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain\r\n" +
+	"Content-Length: 49\r\n\r\ntoo many connections from your address, try later"
 
 // CloseUnused closes the connections of ln (made by NewListener) on which
 // the client has not sent a byte yet. It is for shutdown: fasthttp counts
@@ -64,24 +76,44 @@ func CloseUnused(ln net.Listener) {
 	}
 }
 
-// Accept returns the next connection, wrapped when it is TCP.
+// Accept returns the next connection, wrapped when it is TCP; one over
+// the per-address cap is refused here and the next one is waited for.
 func (l *edgeListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			return c, nil
+		}
+		ec := &edgeConn{TCPConn: tc, l: l, fd: -1}
+		if rc, err := tc.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { ec.fd = int(fd) })
+		}
+		if ap, err := netip.ParseAddrPort(tc.RemoteAddr().String()); err == nil {
+			ec.ip = ap.Addr().Unmap()
+		}
+		l.mu.Lock()
+		if l.maxPerIP > 0 && ec.ip.IsValid() && l.perIP[ec.ip] >= l.maxPerIP {
+			l.mu.Unlock()
+			// Slow path: refused. The write fits the socket buffer of a
+			// fresh connection, so it does not block the accept loop.
+			_ = tc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(tc, tooManyFromIP)
+			ec.counted = false
+			_ = ec.Close()
+			continue
+		}
+		l.conns[ec] = struct{}{}
+		if l.maxPerIP > 0 && ec.ip.IsValid() {
+			l.perIP[ec.ip]++
+			ec.counted = true
+		}
+		l.mu.Unlock()
+		return ec, nil
 	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c, nil
-	}
-	ec := &edgeConn{TCPConn: tc, l: l, fd: -1}
-	if rc, err := tc.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { ec.fd = int(fd) })
-	}
-	l.mu.Lock()
-	l.conns[ec] = struct{}{}
-	l.mu.Unlock()
-	return ec, nil
 }
 
 // edgeConn is a client TCP connection with a lingering Close. Every other
@@ -91,14 +123,18 @@ type edgeConn struct {
 	l *edgeListener
 	// fd is the socket, for a peek that takes no lock (-1: unknown).
 	fd      int
+	ip      netip.Addr
+	counted bool // in the listener's per-address count
 	reading atomic.Int32
-	// used is set once the client has sent a byte.
+	// used is set once the client has sent a byte, eof once a read found
+	// the client's end of the stream.
 	used   atomic.Bool
+	eof    atomic.Bool
 	closed atomic.Bool
 }
 
-// Read reads from the connection, noting that a read is in progress and
-// that the client has sent something.
+// Read reads from the connection, noting that a read is in progress, that
+// the client has sent something, and that it has ended its stream.
 func (c *edgeConn) Read(p []byte) (int, error) {
 	c.reading.Add(1)
 	n, err := c.TCPConn.Read(p)
@@ -106,8 +142,15 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 	if n > 0 && !c.used.Load() {
 		c.used.Store(true)
 	}
+	if err == io.EOF {
+		c.eof.Store(true)
+	}
 	return n, err
 }
+
+// ReadEOF reports whether the client has ended its side of the
+// connection (a read returned io.EOF).
+func (c *edgeConn) ReadEOF() bool { return c.eof.Load() }
 
 // Close closes the connection, lingering when input is pending. It never
 // blocks: fasthttp closes idle connections from its shutdown loop, under a
@@ -119,6 +162,13 @@ func (c *edgeConn) Close() error {
 	}
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
+	if c.counted {
+		if n := c.l.perIP[c.ip] - 1; n > 0 {
+			c.l.perIP[c.ip] = n
+		} else {
+			delete(c.l.perIP, c.ip)
+		}
+	}
 	c.l.mu.Unlock()
 	if c.reading.Load() > 0 || !c.pending() {
 		return c.TCPConn.Close()

@@ -14,7 +14,7 @@ func edgePair(t *testing.T) (net.Listener, *edgeConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := NewListener(raw)
+	ln := NewListener(raw, 0)
 	t.Cleanup(func() { ln.Close() })
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

@@ -43,7 +43,8 @@ type Limits struct {
 	MaxConns int
 	// MaxConnsPerIP caps the connections of one client address; beyond it
 	// a connection is answered 429 and closed. Default 0 (no cap: clients
-	// behind one NAT share an address). Restart.
+	// behind one NAT share an address). It is enforced by the listener:
+	// pass it to NewListener. Restart.
 	MaxConnsPerIP int
 	// MaxHeaderBytes bounds the request line and header together; a larger
 	// one is answered 431. It is also the size of each connection's read
@@ -113,15 +114,16 @@ func applyLimits(srv *fasthttp.Server, l *Limits) {
 	srv.IdleTimeout = l.IdleTimeout
 	srv.WriteTimeout = l.SendTimeout
 	srv.Concurrency = l.MaxConns
-	srv.MaxConnsPerIP = l.MaxConnsPerIP
 	srv.ReadBufferSize = max(l.MaxHeaderBytes, minHeaderBytes)
 	if l.MaxHeaderBytes <= 0 {
 		srv.ReadBufferSize = defaultLimits.MaxHeaderBytes
 	}
 	srv.ErrorHandler = parseErrorHandler
 	// fasthttp's parse errors would otherwise log raw request bytes, which
-	// carry clients' cookies and credentials.
+	// carry clients' cookies and credentials: SecureErrorLogMessage covers
+	// most branches, the logger the rest.
 	srv.SecureErrorLogMessage = true
+	srv.Logger = RedactingLogger{}
 }
 
 // headerReceived runs once the request header is read, before any body

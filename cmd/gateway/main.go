@@ -73,7 +73,7 @@ func serve(o *options, args []string) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
 	}
-	ln = core.NewListener(ln)
+	ln = core.NewListener(ln, o.MaxClientConnsPerIP)
 	srv := core.NewServer(proxy.Handler)
 	proxy.ConfigureServer(srv)
 	go serveOn(srv, ln, "proxy")
@@ -93,8 +93,9 @@ func serve(o *options, args []string) error {
 		NoDefaultServerHeader: false,
 		// Parse errors must not log raw requests: they carry the key.
 		SecureErrorLogMessage: true,
+		Logger:                core.RedactingLogger{},
 	}
-	aln = core.NewListener(aln)
+	aln = core.NewListener(aln, 0)
 	go serveOn(asrv, aln, "admin")
 
 	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
