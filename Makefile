@@ -30,12 +30,25 @@ e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/
 
 # Each fuzz target runs for FUZZTIME on its committed corpus plus new inputs.
+# Go 1.26's fuzz coordinator can fail a run at the fuzztime deadline with a
+# bare "context deadline exceeded" and no failing input (golang/go#75804,
+# fixed in Go 1.27): that outcome alone is reported and ignored; a failing
+# input, a failing seed or a panic fails the target.
 fuzz:
 	@for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
 		d=$$(dirname $$f); \
 		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
 			echo "fuzz ./$$d $$t ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$d/ || exit 1; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$d/ 2>&1); rc=$$?; \
+			echo "$$out" | grep -v '^fuzz: elapsed' | tail -4; \
+			if [ $$rc -ne 0 ]; then \
+				if echo "$$out" | grep -q '^    context deadline exceeded$$' && \
+				   ! echo "$$out" | grep -q -e 'Failing input written' -e '/seed#' -e 'panic:' -e "$$t/"; then \
+					echo "  ignored: the Go 1.26 fuzz coordinator's deadline race (golang/go#75804), no failing input"; \
+				else \
+					echo "$$out" | grep -v '^fuzz: elapsed'; exit 1; \
+				fi; \
+			fi; \
 		done; \
 	done
 
