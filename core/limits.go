@@ -34,7 +34,8 @@ type Limits struct {
 	// send_timeout). Default 60 s. Reloadable.
 	SendTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection that waits this long for
-	// its next request (nginx's keepalive_timeout). Default 60 s. Restart.
+	// its next request (nginx's keepalive_timeout); zero means the header
+	// timeout (fasthttp's rule). Default 60 s. Restart.
 	IdleTimeout time.Duration
 	// MaxConns caps the client connections served at once by one
 	// listener; a connection beyond it is answered 503 and closed. The
@@ -131,8 +132,16 @@ func applyLimits(srv *fasthttp.Server, l *Limits) {
 // the response's write timeout.
 func (p *Proxy) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 	l := p.lim()
-	return fasthttp.RequestConfig{ReadTimeout: l.BodyTimeout, WriteTimeout: l.SendTimeout}
+	bodyTimeout := l.BodyTimeout
+	if bodyTimeout <= 0 {
+		// fasthttp reads a zero as "keep the header timeout's deadline".
+		bodyTimeout = noTimeout
+	}
+	return fasthttp.RequestConfig{ReadTimeout: bodyTimeout, WriteTimeout: l.SendTimeout}
 }
+
+// noTimeout stands for a disabled timeout where fasthttp needs a duration.
+const noTimeout = 10 * 365 * 24 * time.Hour
 
 // expectContinue decides, for a request with Expect: 100-continue, whether
 // the client may send its body: not when the request will be refused.

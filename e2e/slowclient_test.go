@@ -340,3 +340,54 @@ func TestClientTimeouts(t *testing.T) {
 		t.Fatalf("after the timeouts: %d %q", code, body)
 	}
 }
+
+// TestZeroTimeoutsDisable checks a body or send timeout of 0 means none: a
+// slow upload (buffered and streamed) and a slow download outlive a 1 s
+// header timeout, whose deadline must not carry over to the body.
+func TestZeroTimeoutsDisable(t *testing.T) {
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/trickle" {
+			for i := 0; i < 10; i++ {
+				fmt.Fprint(w, "t")
+				w.(http.Flusher).Flush()
+				time.Sleep(160 * time.Millisecond)
+			}
+			return
+		}
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d %v", n, err)
+	})
+	g := startGateway(t, "", "-client-header-timeout", "1s", "-client-body-timeout", "0", "-client-send-timeout", "0")
+	g.mustDo("PUT", "/apisix/admin/routes/1", fmt.Sprintf(`{"uri":"/*","upstream":{"nodes":{"%s":1}}}`, o.Addr), 201)
+	var wg sync.WaitGroup
+	for _, size := range []int{1000, 100000} { // buffered and streamed
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr, pw := io.Pipe()
+			go func() {
+				for i := 0; i < 10; i++ {
+					io.WriteString(pw, strings.Repeat("u", size/10))
+					time.Sleep(160 * time.Millisecond)
+				}
+				pw.Close()
+			}()
+			req, _ := http.NewRequest("POST", "http://"+g.proxy+"/upload", pr)
+			req.ContentLength = int64(size)
+			resp, err := proxyClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != fmt.Sprintf("%d <nil>", size) {
+				t.Errorf("a 1.6 s upload of %d bytes with no body timeout: %d %q", size, resp.StatusCode, b)
+			}
+		}()
+	}
+	if code, body, _ := g.get("/trickle"); code != 200 || body != "tttttttttt" {
+		t.Errorf("a 1.6 s download with no send timeout: %d %q", code, body)
+	}
+	wg.Wait()
+}
