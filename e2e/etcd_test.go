@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -611,5 +613,36 @@ func TestFleetJoin10kRoutes(t *testing.T) {
 		}
 		waitServed(t, g, fmt.Sprintf("/burst/%d", burst-1), 200, port(o))
 		waitServed(t, g, fmt.Sprintf("/r/%d", routes-1), 200, port(o))
+	}
+}
+
+// TestFleetPrefixAndConfigFile sets -etcd (two endpoints, the first one
+// dead) and -etcd-prefix in the YAML config file: the gateway reaches the
+// live endpoint and maps /apisix/... to its prefix both ways.
+func TestFleetPrefixAndConfigFile(t *testing.T) {
+	srv := etcdtest.Start(t)
+	o := startOrigin(t, nil)
+	conf := filepath.Join(t.TempDir(), "gateway.yaml")
+	yaml := fmt.Sprintf("etcd:\n  - http://%s\n  - %s\netcd_prefix: /edge\n", deadAddr(t), srv.Endpoint)
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "", "-c", conf)
+	srv.Ctl("put", "/edge/routes/ctl", fmt.Sprintf(`{"uri":"/ctl","upstream":{"nodes":{"%s":1}}}`, o.Addr))
+	srv.Ctl("put", "/apisix/routes/other", fmt.Sprintf(`{"uri":"/other","upstream":{"nodes":{"%s":1}}}`, o.Addr))
+	waitServed(t, g, "/ctl", 200, port(o))
+	g.mustDo("PUT", "/apisix/admin/routes/adm", fmt.Sprintf(`{"uri":"/adm","upstream":{"nodes":{"%s":1}}}`, o.Addr), 201)
+	if out := srv.Ctl("get", "/edge/routes/adm", "--print-value-only"); !strings.Contains(out, `"/adm"`) {
+		t.Fatalf("the admin write is not at /edge/routes/adm: %q", out)
+	}
+	if code, _, _ := g.get("/other"); code != 404 {
+		t.Fatalf("a key outside the prefix is served: %d", code)
+	}
+	r := g.mustDo("GET", "/apisix/admin/routes/ctl", "", 200).JSON(t)
+	if r["key"] != "/apisix/routes/ctl" {
+		t.Fatalf("admin key %v, want APISIX's /apisix/routes/ctl", r["key"])
+	}
+	if !strings.Contains(g.logs(), "prefix /edge") {
+		t.Fatalf("the log does not name the prefix:\n%s", g.logs())
 	}
 }
