@@ -646,3 +646,64 @@ func TestFleetPrefixAndConfigFile(t *testing.T) {
 		t.Fatalf("the log does not name the prefix:\n%s", g.logs())
 	}
 }
+
+// TestFleetEtcdClusterFailover runs two gateways on a three-member etcd
+// cluster, each given every member: losing one member changes nothing
+// (writes go on, the watch moves to another member); losing two stops
+// writes (503, store disconnected) while traffic is still served; when a
+// member returns the fleet catches up.
+func TestFleetEtcdClusterFailover(t *testing.T) {
+	members := etcdtest.StartCluster(t, 3)
+	var eps []string
+	for _, m := range members {
+		eps = append(eps, m.Endpoint)
+	}
+	o := startOrigin(t, nil)
+	ga := startFleetGateway(t, strings.Join(eps, ","))
+	gb := startFleetGateway(t, strings.Join(eps, ","))
+	ga.mustDo("PUT", "/apisix/admin/upstreams/u", fmt.Sprintf(`{"nodes":{"%s":1}}`, o.Addr), 201)
+	ga.mustDo("PUT", "/apisix/admin/routes/r0", `{"uri":"/r0","upstream_id":"u"}`, 201)
+	waitServed(t, gb, "/r0", 200, port(o))
+
+	// write retries an admin PUT until it succeeds: a write in flight on
+	// the member that dies fails once (503) and is not retried by the
+	// client, as its outcome is unknown.
+	write := func(g *gateway, id string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"uri":"/%s","upstream_id":"u"}`, id)
+		waitFor(t, "PUT "+id, func() bool {
+			r := g.do("PUT", "/apisix/admin/routes/"+id, body)
+			return r.Status == 200 || r.Status == 201
+		})
+	}
+
+	members[0].Stop()
+	for i := 1; i <= 5; i++ {
+		write([]*gateway{ga, gb}[i%2], fmt.Sprintf("r%d", i))
+	}
+	for i := 1; i <= 5; i++ {
+		waitServed(t, ga, fmt.Sprintf("/r%d", i), 200, port(o))
+		waitServed(t, gb, fmt.Sprintf("/r%d", i), 200, port(o))
+	}
+	for _, g := range []*gateway{ga, gb} {
+		waitFor(t, "connected with one member down", func() bool { return metric(t, g, "gateway_store_connected") == 1 })
+	}
+
+	members[1].Stop() // no quorum left
+	for _, g := range []*gateway{ga, gb} {
+		waitFor(t, "disconnected without quorum", func() bool { return metric(t, g, "gateway_store_connected") == 0 })
+	}
+	if r := ga.do("PUT", "/apisix/admin/routes/late", `{"uri":"/late","upstream_id":"u"}`); r.Status != 503 {
+		t.Fatalf("admin PUT without quorum: %d %s", r.Status, r.Body)
+	}
+	if code, body, _ := gb.get("/r5"); code != 200 || body != port(o) {
+		t.Fatalf("traffic without quorum: %d %q", code, body)
+	}
+
+	members[1].Restart()
+	write(gb, "late")
+	waitServed(t, ga, "/late", 200, port(o))
+	for _, g := range []*gateway{ga, gb} {
+		waitFor(t, "connected again", func() bool { return metric(t, g, "gateway_store_connected") == 1 })
+	}
+}

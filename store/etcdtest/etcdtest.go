@@ -65,45 +65,68 @@ func Binaries() (etcd, etcdctl, missing string) {
 	return etcd, etcdctl, missing
 }
 
-// Start starts etcd and waits until it serves requests. It is stopped
-// when the test ends.
+// Start starts a single-member etcd and waits until it serves requests.
+// It is stopped when the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartCluster(t, 1)[0]
+}
+
+// StartCluster starts an n-member etcd cluster on loopback and waits until
+// every member serves requests (the cluster has a leader). The members are
+// stopped when the test ends.
+func StartCluster(t testing.TB, n int) []*Server {
 	t.Helper()
 	etcd, etcdctl, missing := Binaries()
 	if missing != "" {
 		t.Skip(missing)
 	}
-	client, peer := freePort(t), freePort(t)
-	s := &Server{
-		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", client),
-		Dir:      t.TempDir(),
-		t:        t,
-		etcd:     etcd,
-		etcdctl:  etcdctl,
+	members := make([]*Server, n)
+	peers := make([]string, n)
+	var initial []string
+	for i := range members {
+		members[i] = &Server{
+			Endpoint: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			Dir:      t.TempDir(),
+			t:        t,
+			etcd:     etcd,
+			etcdctl:  etcdctl,
+		}
+		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
 	}
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	s.args = []string{
-		"--name", "test",
-		"--data-dir", s.Dir,
-		"--listen-client-urls", s.Endpoint,
-		"--advertise-client-urls", s.Endpoint,
-		"--listen-peer-urls", peerURL,
-		"--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "test=" + peerURL,
-		"--initial-cluster-state", "new",
-		"--logger", "zap",
-		"--log-level", "error",
+	for i, s := range members {
+		s.args = []string{
+			"--name", fmt.Sprintf("m%d", i),
+			"--data-dir", s.Dir,
+			"--listen-client-urls", s.Endpoint,
+			"--advertise-client-urls", s.Endpoint,
+			"--listen-peer-urls", peers[i],
+			"--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-state", "new",
+			"--logger", "zap",
+			"--log-level", "error",
+		}
+		// Members find each other only once all run: start them all
+		// before waiting for any.
+		s.spawn()
+		t.Cleanup(s.Stop)
 	}
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
+	for _, s := range members {
+		s.waitHealthy()
+	}
+	return members
 }
 
-func (s *Server) start() {
+func (s *Server) spawn() {
 	s.t.Helper()
 	cmd := exec.Command(s.etcd, s.args...)
-	s.log = &bytes.Buffer{}
-	w := &lockedWriter{mu: &s.mu, b: s.log}
+	buf := &bytes.Buffer{}
+	s.mu.Lock()
+	s.log = buf
+	s.mu.Unlock()
+	w := &lockedWriter{mu: &s.mu, b: buf}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("cannot start etcd: %v", err)
@@ -112,6 +135,13 @@ func (s *Server) start() {
 	go func() { cmd.Wait(); close(exited) }()
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+}
+
+func (s *Server) waitHealthy() {
+	s.t.Helper()
+	s.mu.Lock()
+	exited := s.exited
 	s.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -156,11 +186,19 @@ func (s *Server) Stop() {
 }
 
 // Restart starts etcd again on the same ports and data dir and waits until
-// it serves requests.
+// it serves requests (a cluster member: until the cluster has a leader).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	s.spawn()
+	s.waitHealthy()
+}
+
+// Spawn starts a stopped member again without waiting for it.
+func (s *Server) Spawn() {
+	s.t.Helper()
+	s.Stop()
+	s.spawn()
 }
 
 // Ctl runs etcdctl against this server and returns its combined output,
