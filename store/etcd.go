@@ -480,7 +480,11 @@ func (e *Etcd) fail(ctx context.Context, what string, err error) error {
 		}
 	}
 	e.down(err)
-	if errors.Is(err, context.DeadlineExceeded) {
+	// The deadline shows as context.DeadlineExceeded when it passed in
+	// the client, and as an error from the server ("rpc error: code =
+	// Unknown desc = context deadline exceeded") when it passed there,
+	// e.g. while a member without a leader waited for one.
+	if errors.Is(err, context.DeadlineExceeded) || strings.HasSuffix(err.Error(), context.DeadlineExceeded.Error()) {
 		return fmt.Errorf("store: cannot %s: etcd %s did not answer within %v: %w", what, e.endpoints, e.timeout, ErrUnavailable)
 	}
 	return fmt.Errorf("store: cannot %s: etcd %s: %v: %w", what, e.endpoints, err, ErrUnavailable)

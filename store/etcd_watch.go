@@ -62,6 +62,7 @@ func (e *Etcd) watch(ctx context.Context, after int64, out chan<- WatchResponse)
 		stop    context.CancelFunc = func() {}
 		retry   <-chan time.Time   // set while waiting to re-open the watch
 		wait    = 100 * time.Millisecond
+		ended   int // consecutive ends without an event in between
 	)
 	open := func() {
 		// WithRequireLeader: a member cut off from its cluster ends the
@@ -88,7 +89,7 @@ func (e *Etcd) watch(ctx context.Context, after int64, out chan<- WatchResponse)
 		case resp, ok := <-wch:
 			if ok && resp.CompactRevision == 0 && resp.Err() == nil {
 				last = e.queue(&pending, resp.Events, last)
-				wait = 100 * time.Millisecond
+				wait, ended = 100*time.Millisecond, 0
 				continue
 			}
 			stop()
@@ -101,9 +102,12 @@ func (e *Etcd) watch(ctx context.Context, after int64, out chan<- WatchResponse)
 				final = &WatchResponse{Compacted: true, Revision: resp.Header.Revision}
 				continue
 			}
-			if ok {
+			// Log the first end, then every 30th in a row (while etcd has
+			// no leader the watch ends about once a second).
+			if ok && ended%30 == 0 {
 				e.log("store: etcd watch ended: %v; resuming from revision %d", resp.Err(), last+1)
 			}
+			ended++
 			retry = time.After(wait)
 			wait = min(2*wait, EtcdMaxBackoff)
 		case <-retry:
