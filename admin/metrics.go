@@ -18,7 +18,8 @@ var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 // metrics answers GET /metrics in Prometheus text format: Go runtime and
 // process metrics, request counters per route and upstream by status
 // class, the latency histogram, upstream connection counters, the
-// configuration state and whether the configuration store is reachable. It carries no secrets and needs no admin key.
+// configuration state and whether the configuration store is reachable.
+// It carries no secrets and needs no admin key.
 func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	var w bytes.Buffer
 	metrics.WritePrometheus(&w, true)
