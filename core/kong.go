@@ -612,3 +612,28 @@ func (k *KongEntities) set(id string, v any) {
 		k.Targets[id] = x
 	}
 }
+
+// KongTargetsDown reports, for the Kong upstream called name, the target
+// addresses ("host:port", IPv6 bracketed) that health checks have marked
+// down in any balancer serving it (one per service naming the upstream).
+func (s *Snapshot) KongTargetsDown(name string) map[string]bool {
+	down := map[string]bool{}
+	cfg := s.Config
+	for id, svc := range cfg.Kong.Services {
+		if svc.Host != name {
+			continue
+		}
+		for _, suffix := range []string{"", ":preserve_host"} {
+			b := s.Balancers[Key(KindUpstreams, "kong:"+id+suffix)]
+			if b == nil {
+				continue
+			}
+			for _, n := range b.Nodes {
+				if n.State.Down() {
+					down[n.Addr] = true
+				}
+			}
+		}
+	}
+	return down
+}

@@ -324,6 +324,10 @@ func (f *kField) validate(v any) (any, any) {
 		out := make([]any, 0, len(l))
 		elemErrs := make([]any, len(l))
 		bad := false
+		var seen map[string]bool
+		if f.typ == kSet {
+			seen = make(map[string]bool, len(l))
+		}
 		for i, e := range l {
 			if e == nil {
 				elemErrs[i], bad = "required field missing", true
@@ -334,8 +338,12 @@ func (f *kField) validate(v any) (any, any) {
 				elemErrs[i], bad = err, true
 				continue
 			}
-			if f.typ == kSet && slices.ContainsFunc(out, func(x any) bool { return jsonEqual(x, ne) }) {
-				continue // a set keeps one of each
+			if seen != nil {
+				b, _ := json.Marshal(ne)
+				if seen[string(b)] {
+					continue // a set keeps one of each
+				}
+				seen[string(b)] = true
 			}
 			out = append(out, ne)
 		}
@@ -462,12 +470,6 @@ func cloneJSON(v any) any {
 		return c
 	}
 	return v
-}
-
-func jsonEqual(a, b any) bool {
-	ab, err1 := json.Marshal(a)
-	bb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ab) == string(bb)
 }
 
 // IsUUID reports whether s is a UUID in its canonical text form.
