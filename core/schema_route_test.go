@@ -302,3 +302,25 @@ func TestParseServiceErrors(t *testing.T) {
 	}
 	serviceErrorCases(f)
 }
+
+func TestParseRouteTrafficSplit(t *testing.T) {
+	r, err := ParseRoute([]byte(`{"uri":"/","upstream_id":"a","plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":90},{"upstream_id":"b","weight":10},{"upstream_id":3}]}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WeightedUpstream{{Weight: 90}, {UpstreamID: "b", Weight: 10}, {UpstreamID: "3", Weight: 1}}
+	if len(r.Split) != 3 || r.Split[0] != want[0] || r.Split[1] != want[1] || r.Split[2] != want[2] {
+		t.Fatalf("split %+v", r.Split)
+	}
+	for body, msg := range map[string]string{
+		`{"traffic-split":{"rules":[{"match":[{"vars":[]}],"weighted_upstreams":[{"weight":1}]}]}}`: "match conditions are not supported",
+		`{"traffic-split":{"rules":[]}}`:                                                       "only one rule",
+		`{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream":{}}]}]}}`:               "inline upstreams are not supported",
+		`{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":1}]}]},"limit-count":{}}`: "plugins are not supported by this gateway: limit-count",
+	} {
+		_, err := ParseRoute([]byte(`{"uri":"/","upstream_id":"a","plugins":` + body + `}`))
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: %v, want %q", body, err, msg)
+		}
+	}
+}
