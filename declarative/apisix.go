@@ -3,6 +3,7 @@ package declarative
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,20 @@ var apisixUnsupported = map[string]bool{
 func endsWithEND(src []byte) bool {
 	lines := bytes.Split(bytes.TrimRight(src, " \t\r\n"), []byte("\n"))
 	return len(lines) > 0 && string(bytes.TrimSpace(lines[len(lines)-1])) == "#END"
+}
+
+// propertyRe finds the property a schema message is about.
+var propertyRe = regexp.MustCompile(`^property "([^"]+)" validation failed`)
+
+// propertyPath points at the property a validation message names, when
+// the object has it.
+func propertyPath(p path, obj map[string]any, msg string) path {
+	if m := propertyRe.FindStringSubmatch(msg); m != nil {
+		if _, ok := obj[m[1]]; ok {
+			return p.with(m[1])
+		}
+	}
+	return p
 }
 
 // pickerAvailable refuses an upstream whose balancer type this build does
@@ -146,7 +161,7 @@ func loadAPISIX(d *doc) {
 			// kept in the store for when it is.
 		}
 		if err != nil {
-			d.fail(it.p, "%s %s: %s", it.kind.Singular(), it.id, core.AdminMessage(err))
+			d.fail(propertyPath(it.p, it.obj, err.Error()), "%s %s: %s", it.kind.Singular(), it.id, core.AdminMessage(err))
 			continue
 		}
 		d.put(core.Key(it.kind, it.id), value)

@@ -251,7 +251,7 @@ func loadKong(d *doc) {
 			kerr = core.KongUnsupported(e.kind, out)
 		}
 		if kerr != nil {
-			d.fail(e.p, "%s: %s", e.label, kerr.Message)
+			d.fail(fieldPath(e.p, e.obj, kerr.Fields), "%s: %s", e.label, kerr.Message)
 			continue
 		}
 		unique := ""
@@ -284,6 +284,17 @@ func loadKong(d *doc) {
 		d.put(core.Key(e.kind, id), marshal(out))
 		d.res.Counts[strings.TrimPrefix(string(e.kind), "kong_")]++
 	}
+}
+
+// fieldPath points at the first field a Kong error names, when the entity
+// has it in the file.
+func fieldPath(p path, obj map[string]any, fields map[string]any) path {
+	for _, k := range sortedKeys(fields) {
+		if _, ok := obj[k]; ok && k != "@entity" {
+			return p.with(k)
+		}
+	}
+	return p
 }
 
 func lineOf(d *doc, p path) int {

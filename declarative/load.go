@@ -438,10 +438,25 @@ func (d *doc) position(p path) (int, int) {
 		}
 		best = node
 	}
-	if best == nil || best.GetToken() == nil {
+	return nodePosition(best)
+}
+
+// nodePosition is where a node starts: a mapping at its first key (the
+// parser's token for a block mapping is its first ':').
+func nodePosition(n ast.Node) (int, int) {
+	n = unwrap(n)
+	switch x := n.(type) {
+	case *ast.MappingNode:
+		if len(x.Values) > 0 && !x.IsFlowStyle {
+			return nodePosition(x.Values[0])
+		}
+	case *ast.MappingValueNode:
+		return nodePosition(x.Key)
+	}
+	if n == nil || n.GetToken() == nil {
 		return 0, 0
 	}
-	pos := best.GetToken().Position
+	pos := n.GetToken().Position
 	return pos.Line, pos.Column
 }
 

@@ -76,7 +76,7 @@ func TestWatcherReloadsAndKeepsLastGood(t *testing.T) {
 	mu.Lock()
 	joined := strings.Join(logs, "\n")
 	mu.Unlock()
-	if !strings.Contains(joined, file+":2:5: route c: invalid configuration") || !strings.Contains(joined, "keeping the last good configuration") {
+	if !strings.Contains(joined, file+":2:18: route c: invalid configuration") || !strings.Contains(joined, "keeping the last good configuration") {
 		t.Fatalf("logs:\n%s", joined)
 	}
 	// An incomplete write (no #END yet) is not applied either.

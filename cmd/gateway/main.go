@@ -2,6 +2,8 @@
 // balances HTTP traffic over upstream nodes.
 //
 //	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
+//	gateway validate FILE            check FILE without starting; exit status 1 on any problem
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/declarative"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
@@ -27,6 +30,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -48,9 +54,20 @@ func run(args []string) int {
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
 func serve(o *options) error {
-	st, err := store.OpenBolt(o.DataDir)
-	if err != nil {
-		return err
+	var st store.Store
+	var watcher *declarative.Watcher
+	if o.Standalone != "" {
+		mem, w, err := openStandalone(o.Standalone)
+		if err != nil {
+			return err
+		}
+		st, watcher = mem, w
+	} else {
+		b, err := store.OpenBolt(o.DataDir)
+		if err != nil {
+			return err
+		}
+		st = b
 	}
 	defer st.Close()
 
@@ -67,6 +84,9 @@ func serve(o *options) error {
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("cannot load the configuration: %w", err)
 	}
+	if watcher != nil {
+		go watcher.Run(ctx)
+	}
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -75,7 +95,7 @@ func serve(o *options) error {
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
 
-	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
+	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil}
 	aln, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.AdminListen, err)
@@ -93,7 +113,11 @@ func serve(o *options) error {
 
 	log.Printf("gateway: proxy listening on http://%s", ln.Addr())
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", aln.Addr())
-	log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
+	if watcher != nil {
+		log.Printf("gateway: standalone mode: serving %s, watched for changes; the Admin API is read-only", o.Standalone)
+	} else {
+		log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
