@@ -506,6 +506,16 @@ func kongBalancing(u *Upstream, up *KongUpstream) error {
 	if typ != "chash" {
 		return nil
 	}
+	var err error
+	u.HashOn, u.Key, u.HashCookie, err = kongHashKey(up)
+	return err
+}
+
+// kongHashKey maps Kong's hash_on onto chash's hash_on and key. Kong's
+// fallback is not expressed: an empty key falls back to the client
+// address (APISIX's rule), which is Kong's hash_fallback "ip"; validation
+// refuses the other fallbacks.
+func kongHashKey(up *KongUpstream) (hashOn, key string, cookie *HashCookie, err error) {
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -515,24 +525,21 @@ func kongBalancing(u *Upstream, up *KongUpstream) error {
 	switch up.HashOn {
 	case "none":
 		// Kong hashes the empty string: every request lands on one target.
-		u.HashOn, u.Key = "vars_combinations", "kong-hash-none"
+		return "vars_combinations", "kong-hash-none", nil, nil
 	case "consumer":
-		u.HashOn = "consumer"
+		return "consumer", "", nil, nil
 	case "ip":
-		u.HashOn, u.Key = "vars", "remote_addr"
+		return "vars", "remote_addr", nil, nil
 	case "path":
-		u.HashOn, u.Key = "vars", "uri"
+		return "vars", "uri", nil, nil
 	case "query_arg":
-		u.HashOn, u.Key = "vars", "arg_"+str(up.HashOnQueryArg)
+		return "vars", "arg_" + str(up.HashOnQueryArg), nil, nil
 	case "header":
-		u.HashOn, u.Key = "header", str(up.HashOnHeader)
+		return "header", str(up.HashOnHeader), nil, nil
 	case "cookie":
-		u.HashOn, u.Key = "cookie", str(up.HashOnCookie)
-		u.HashCookie = &HashCookie{Path: up.HashOnCookiePath}
-	default:
-		return fmt.Errorf("upstream %s: hash_on %q is not supported", up.Name, up.HashOn)
+		return "cookie", str(up.HashOnCookie), &HashCookie{Path: up.HashOnCookiePath}, nil
 	}
-	return nil
+	return "", "", nil, fmt.Errorf("upstream %s: hash_on %q is not supported", up.Name, up.HashOn)
 }
 
 // kongChecks maps Kong's healthchecks onto the model. Kong's checks are

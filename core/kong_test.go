@@ -306,3 +306,51 @@ func TestHashCookieIssued(t *testing.T) {
 func itoa(n int) string { return jsonInt(n) }
 
 func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestKongHashKey(t *testing.T) {
+	s := func(v string) *string { return &v }
+	tests := []struct {
+		up          KongUpstream
+		hashOn, key string
+		cookie      bool
+	}{
+		{KongUpstream{HashOn: "none"}, "vars_combinations", "kong-hash-none", false},
+		{KongUpstream{HashOn: "ip"}, "vars", "remote_addr", false},
+		{KongUpstream{HashOn: "path"}, "vars", "uri", false},
+		{KongUpstream{HashOn: "consumer"}, "consumer", "", false},
+		{KongUpstream{HashOn: "query_arg", HashOnQueryArg: s("user")}, "vars", "arg_user", false},
+		{KongUpstream{HashOn: "header", HashOnHeader: s("X-User")}, "header", "X-User", false},
+		{KongUpstream{HashOn: "cookie", HashOnCookie: s("sid"), HashOnCookiePath: "/app"}, "cookie", "sid", true},
+	}
+	for _, tt := range tests {
+		on, key, cookie, err := kongHashKey(&tt.up)
+		if err != nil || on != tt.hashOn || key != tt.key || (cookie != nil) != tt.cookie {
+			t.Errorf("%s: %q %q %v %v", tt.up.HashOn, on, key, cookie, err)
+		}
+		if tt.hashOn != "consumer" {
+			// The key must be one the chash key extraction accepts.
+			if err := checkHashKey(on, key); err != nil {
+				t.Errorf("%s: key %q refused by the schema: %v", tt.up.HashOn, key, err)
+			}
+		}
+	}
+	if _, _, _, err := kongHashKey(&KongUpstream{HashOn: "uri_capture"}); err == nil {
+		t.Error("uri_capture must be refused")
+	}
+}
+
+// TestKongChashTranslation needs the chash balancer (branch lb).
+func TestKongChashTranslation(t *testing.T) {
+	if !PickerRegistered("chash") {
+		t.Skip("no chash balancer registered in this build")
+	}
+	cfg := kongConfig(t, map[Kind][]string{
+		KindKongServices:  {`{"id":"` + svcID + `","host":"u"}`},
+		KindKongRoutes:    {`{"id":"33333333-3333-4333-8333-333333333333","paths":["/x"],"service":{"id":"` + svcID + `"}}`},
+		KindKongUpstreams: {`{"id":"` + upID + `","name":"u","hash_on":"cookie","hash_on_cookie":"sid"}`},
+	})
+	u := cfg.KongDerived.Upstreams["kong:"+svcID]
+	if u.Type != "chash" || u.HashOn != "cookie" || u.Key != "sid" || u.HashCookie == nil {
+		t.Fatalf("upstream %+v", u)
+	}
+}
