@@ -25,17 +25,26 @@ func endsWithEND(src []byte) bool {
 }
 
 // propertyRe finds the property a schema message is about.
-var propertyRe = regexp.MustCompile(`^property "([^"]+)" validation failed`)
+var propertyRe = regexp.MustCompile(`^property "([^"]+)" validation failed: `)
 
-// propertyPath points at the property a validation message names, when
-// the object has it.
+// propertyPath points at the (nested) property a validation message
+// names, as deep as the object has it.
 func propertyPath(p path, obj map[string]any, msg string) path {
-	if m := propertyRe.FindStringSubmatch(msg); m != nil {
-		if _, ok := obj[m[1]]; ok {
-			return p.with(m[1])
+	for {
+		m := propertyRe.FindStringSubmatch(msg)
+		if m == nil {
+			return p
+		}
+		v, ok := obj[m[1]]
+		if !ok {
+			return p
+		}
+		p = p.with(m[1])
+		msg = msg[len(m[0]):]
+		if obj, ok = v.(map[string]any); !ok {
+			return p
 		}
 	}
-	return p
 }
 
 // pickerAvailable refuses an upstream whose balancer type this build does
