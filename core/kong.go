@@ -153,8 +153,9 @@ func newKongEntities() KongEntities {
 
 // ParseKong decodes a stored Kong entity of kind into its typed form (one
 // of *KongService, *KongRoute, *KongUpstream, *KongTarget). It checks the
-// schema again, so that a value written behind the Admin API's back (e.g.
-// straight into etcd) cannot reach the translation unchecked.
+// schema and KongUnsupported again, so that a value written behind the
+// Admin API's back (e.g. straight into etcd) cannot reach the translation
+// unchecked.
 func ParseKong(kind Kind, value []byte) (any, error) {
 	v, verr := decodeJSON(value)
 	if verr != nil {
@@ -164,7 +165,11 @@ func ParseKong(kind Kind, value []byte) (any, error) {
 	if !ok {
 		return nil, errors.New("a Kong entity must be a JSON object")
 	}
-	if _, kerr := NormalizeKong(kind, obj); kerr != nil {
+	norm, kerr := NormalizeKong(kind, obj)
+	if kerr == nil {
+		kerr = KongUnsupported(kind, norm)
+	}
+	if kerr != nil {
 		return nil, kerr
 	}
 	var out any
