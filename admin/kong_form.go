@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,7 +29,8 @@ const (
 	maxFormIndex = 1000
 )
 
-var errCannotParseJSON = errors.New("Cannot parse JSON body")
+// errCannotParseJSON is answered with Kong's message, "Cannot parse JSON body".
+var errCannotParseJSON = errors.New("admin: cannot parse JSON body")
 
 // kongBody decodes a Kong write body into an object. An empty body is an
 // empty object.
@@ -41,9 +41,9 @@ func kongBody(ctx *fasthttp.RequestCtx) (map[string]any, error) {
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		var pairs [][2]string
-		ctx.PostArgs().VisitAll(func(k, v []byte) {
+		for k, v := range ctx.PostArgs().All() {
 			pairs = append(pairs, [2]string{string(k), string(v)})
-		})
+		}
 		return DecodeKongForm(pairs)
 	case "multipart/form-data":
 		if params["boundary"] == "" {
@@ -269,14 +269,4 @@ func finishForm(v any) any {
 		return out
 	}
 	return v
-}
-
-// formJSON is a debugging aid for tests: the decoded form as JSON.
-func formJSON(pairs [][2]string) string {
-	v, err := DecodeKongForm(pairs)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
 }

@@ -112,3 +112,13 @@ func FuzzKongForm(f *testing.F) {
 		}
 	})
 }
+
+// formJSON returns the decoded form as JSON.
+func formJSON(pairs [][2]string) string {
+	v, err := DecodeKongForm(pairs)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
