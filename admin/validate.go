@@ -34,6 +34,11 @@ func (a *API) validate(ctx *fasthttp.RequestCtx, wctx context.Context, kind core
 		if r.ServiceID != "" {
 			refs = append(refs, [2]string{"service", r.ServiceID})
 		}
+		for _, w := range r.Split {
+			if w.UpstreamID != "" {
+				refs = append(refs, [2]string{"upstream", w.UpstreamID})
+			}
+		}
 	case core.KindUpstreams:
 		if _, err := core.ParseUpstream(value); err != nil {
 			return nil, refuse(ctx, err)
@@ -83,6 +88,14 @@ func (a *API) stillUsed(_ context.Context, kind core.Kind, id string) string {
 		for _, sid := range sortedKeys(cfg.Services) {
 			if cfg.Services[sid].UpstreamID == id {
 				users = append(users, "service ["+sid+"]")
+			}
+		}
+		for _, rid := range sortedKeys(cfg.Routes) {
+			for _, w := range cfg.Routes[rid].Split {
+				if w.UpstreamID == id {
+					users = append(users, "plugin in route ["+rid+"]")
+					break
+				}
 			}
 		}
 		if len(users) > 0 {

@@ -38,6 +38,8 @@ type Balancer struct {
 	passHost     uint8
 	upstreamHost []byte
 	https        bool
+	// hashCookie is set for Kong's consistent hashing on a cookie.
+	hashCookie *hashCookie
 }
 
 type nodeRef struct {
@@ -70,6 +72,7 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		b.timeout = *u.Timeout
 	}
 	b.retryTimeout = u.RetryTimeout
+	b.hashCookie = compileHashCookie(u)
 	switch u.PassHost {
 	case "node":
 		b.passHost = passHostNode

@@ -3,6 +3,8 @@
 //
 //	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
 //	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
+//	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
+//	gateway validate FILE            check FILE without starting; exit status 1 on any problem
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/declarative"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
@@ -29,12 +32,19 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
+		return 2
+	}
+	if o.Standalone != "" && o.Etcd != "" {
+		fmt.Fprintln(os.Stderr, "gateway: -standalone and -etcd exclude each other: the file is the whole configuration")
 		return 2
 	}
 	if o.AdminKey == "" && !isLoopbackAddr(o.AdminListen) {
@@ -50,9 +60,21 @@ func run(args []string) int {
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
 func serve(o *options) error {
-	st, where, err := openStore(o)
-	if err != nil {
-		return err
+	var st store.Store
+	var watcher *declarative.Watcher
+	where := ""
+	if o.Standalone != "" {
+		mem, w, err := openStandalone(o.Standalone)
+		if err != nil {
+			return err
+		}
+		st, watcher, where = mem, w, "standalone file "+o.Standalone
+	} else {
+		s, w, err := openStore(o)
+		if err != nil {
+			return err
+		}
+		st, where = s, w
 	}
 	defer st.Close()
 
@@ -73,6 +95,9 @@ func serve(o *options) error {
 	if stopped, err := startManager(ctx, mgr, where, sig); err != nil || stopped {
 		return err
 	}
+	if watcher != nil {
+		go watcher.Run(ctx)
+	}
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -81,7 +106,7 @@ func serve(o *options) error {
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
 
-	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
+	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil}
 	aln, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.AdminListen, err)
@@ -99,7 +124,11 @@ func serve(o *options) error {
 
 	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
-	log.Printf("gateway: configuration store %s (revision %d, %d routes)", where, mgr.Config().Revision, len(mgr.Config().Routes))
+	if watcher != nil {
+		log.Printf("gateway: standalone mode: serving %s, watched for changes; the Admin API is read-only", o.Standalone)
+	} else {
+		log.Printf("gateway: configuration store %s (revision %d, %d routes)", where, mgr.Config().Revision, len(mgr.Config().Routes))
+	}
 
 	s := <-sig
 	log.Printf("gateway: %v: draining in-flight requests (up to %v)", s, o.DrainTimeout)
