@@ -172,7 +172,7 @@ func (m *Manager) consume(ctx context.Context, ch <-chan store.WatchResponse, re
 // publishes it. Unchanged objects keep their pointers.
 func (m *Manager) apply(events []store.Event, rev int64) {
 	old := m.Config()
-	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, Revision: rev}
+	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, SSLs: old.SSLs, Revision: rev}
 	copied := map[Kind]bool{}
 	for _, ev := range events {
 		kind, _, ok := splitKey(ev.KV.Key)
@@ -230,6 +230,12 @@ func (m *Manager) put(cfg *Config, kv store.KV) {
 			s.ID = id
 			cfg.Services[id] = s
 		}
+	case KindSSLs:
+		var s *SSL
+		if s, err = ParseSSL(kv.Value); err == nil {
+			s.ID = id
+			cfg.SSLs[id] = s
+		}
 	}
 	if err != nil {
 		m.InvalidValues.Add(1)
@@ -245,6 +251,8 @@ func (cfg *Config) copyKind(kind Kind) {
 		cfg.Upstreams = cloneMap(cfg.Upstreams)
 	case KindServices:
 		cfg.Services = cloneMap(cfg.Services)
+	case KindSSLs:
+		cfg.SSLs = cloneMap(cfg.SSLs)
 	}
 }
 
@@ -257,6 +265,8 @@ func (cfg *Config) remove(key string) {
 		delete(cfg.Upstreams, id)
 	case KindServices:
 		delete(cfg.Services, id)
+	case KindSSLs:
+		delete(cfg.SSLs, id)
 	}
 }
 
@@ -279,7 +289,7 @@ func splitKey(key string) (Kind, string, bool) {
 		return "", "", false
 	}
 	switch Kind(kind) {
-	case KindRoutes, KindUpstreams, KindServices:
+	case KindRoutes, KindUpstreams, KindServices, KindSSLs:
 		return Kind(kind), id, true
 	}
 	return "", "", false
