@@ -1,7 +1,7 @@
 // Command gateway is an API gateway that speaks APISIX's Admin API and
 // balances HTTP traffic over upstream nodes.
 //
-//	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,6 +75,16 @@ func serve(o *options) error {
 	}
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
+	var tlsSrv *fasthttp.Server
+	if o.ListenTLS != "" {
+		tln, err := net.Listen("tcp", o.ListenTLS)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", o.ListenTLS, err)
+		}
+		tlsSrv = core.NewServer(proxy.Handler)
+		go serveOn(tlsSrv, core.NewTLSListener(tln, proxy.TLSConfig()), "HTTPS proxy")
+		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects)", tln.Addr())
+	}
 
 	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
 	aln, err := net.Listen("tcp", o.AdminListen)
@@ -102,9 +113,20 @@ func serve(o *options) error {
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
 	_ = asrv.ShutdownWithContext(dctx)
+	var drained sync.WaitGroup
+	if tlsSrv != nil {
+		drained.Add(1)
+		go func() {
+			defer drained.Done()
+			if err := tlsSrv.ShutdownWithContext(dctx); err != nil {
+				log.Printf("gateway: HTTPS drain ended by timeout: %v", err)
+			}
+		}()
+	}
 	if err := srv.ShutdownWithContext(dctx); err != nil {
 		log.Printf("gateway: drain ended by timeout: %v", err)
 	}
+	drained.Wait()
 	log.Printf("gateway: stopped")
 	return nil
 }
