@@ -124,7 +124,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			return outcome{}, true
 		}
 		b.picker.Done(n, &st.lbreq, time.Since(now), true)
-		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, err)
+		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, c.Cause(err))
 		return outcome{status: statusFor(err), sent: true}, false
 	}
 	status := resp.StatusCode()

@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -144,6 +145,7 @@ type Conn struct {
 
 	pool      *Pool
 	meter     *Meter
+	rec       errRecorder
 	raw       syscall.RawConn
 	peekFn    func(fd uintptr) bool
 	peekState int8
@@ -319,11 +321,39 @@ func (p *Pool) dial(m *Meter, timeout time.Duration) (*Conn, error) {
 		nc = tc
 	}
 	c.Conn = nc
-	c.BR = bufio.NewReaderSize(nc, ReadBufferSize)
+	c.rec.Conn = nc
+	c.BR = bufio.NewReaderSize(&c.rec, ReadBufferSize)
 	c.BW = bufio.NewWriterSize(nc, WriteBufferSize)
 	p.opened.Add(1)
 	m.Opened.Add(1)
 	return c, nil
+}
+
+// errRecorder remembers the last read error of a connection: fasthttp's
+// header reader reports any failure before the first byte as io.EOF, which
+// hides, for instance, a TLS alert from an upstream that refused our client
+// certificate after the handshake (TLS 1.3).
+type errRecorder struct {
+	net.Conn
+	err error
+}
+
+func (r *errRecorder) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	if err != nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// Cause returns the read error behind err when err is the io.EOF that
+// fasthttp reports for any failure before the first response byte, and
+// err otherwise.
+func (c *Conn) Cause(err error) error {
+	if err == io.EOF && c.rec.err != nil {
+		return c.rec.err
+	}
+	return err
 }
 
 // alive reports whether an idle connection is still usable: the upstream
