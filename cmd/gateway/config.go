@@ -35,7 +35,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory of the embedded configuration store")
 	fs.StringVar(&o.AdminKey, "admin-key", "",
 		"key every admin request must carry in X-API-KEY; without it only loopback clients may use the Admin API")
-	fs.StringVar(&o.ConfigFile, "c", "", "YAML file setting any of these flags by name (e.g. `admin-listen: 127.0.0.1:9180`)")
+	fs.StringVar(&o.ConfigFile, "c", "", "YAML `file` setting any of these flags by name, e.g. \"admin-listen: 127.0.0.1:9180\" (the command line wins)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
 		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
 	return fs

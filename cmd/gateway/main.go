@@ -102,8 +102,8 @@ func serve(o *options) error {
 	}
 	go serveOn(asrv, aln, "admin")
 
-	log.Printf("gateway: proxy listening on http://%s", ln.Addr())
-	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", aln.Addr())
+	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
+	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
 	log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
 
 	sig := make(chan os.Signal, 1)
@@ -135,6 +135,17 @@ func serveOn(srv *fasthttp.Server, ln net.Listener, name string) {
 	if err := srv.Serve(ln); err != nil {
 		log.Printf("gateway: %s listener stopped: %v", name, err)
 	}
+}
+
+// shownAddr is the address to print for a listener: the configured host
+// (0.0.0.0 stays 0.0.0.0 rather than Go's "[::]") with the bound port.
+func shownAddr(configured string, ln net.Listener) string {
+	host, _, err := net.SplitHostPort(configured)
+	_, port, err2 := net.SplitHostPort(ln.Addr().String())
+	if err != nil || err2 != nil {
+		return ln.Addr().String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // isLoopbackAddr reports whether host:port names a loopback interface.
