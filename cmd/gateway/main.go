@@ -76,14 +76,14 @@ func serve(o *options) error {
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
 	var tlsSrv *fasthttp.Server
+	var tln net.Listener
 	if o.ListenTLS != "" {
-		tln, err := net.Listen("tcp", o.ListenTLS)
+		tln, err = net.Listen("tcp", o.ListenTLS)
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s: %w", o.ListenTLS, err)
 		}
 		tlsSrv = core.NewServer(proxy.Handler)
 		go serveOn(tlsSrv, core.NewTLSListener(tln, proxy.TLSConfig()), "HTTPS proxy")
-		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects)", tln.Addr())
 	}
 
 	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
@@ -103,6 +103,9 @@ func serve(o *options) error {
 	go serveOn(asrv, aln, "admin")
 
 	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
+	if tln != nil {
+		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects, by SNI)", shownAddr(o.ListenTLS, tln))
+	}
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
 	log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
 
