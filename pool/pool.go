@@ -45,6 +45,8 @@ const peekAfter = 100 * time.Millisecond
 const (
 	DefaultMaxIdle     = 320
 	DefaultMaxRequests = 1000
+	// MaxIdleLimit bounds the idle stack of one pool (16 bytes a slot).
+	MaxIdleLimit = 1 << 16
 )
 
 // Options configure a Pool. The zero value of each field means the APISIX
@@ -61,7 +63,8 @@ type Options struct {
 	// as a TLS failure, without connecting.
 	TLSError error
 	// MaxIdle caps idle connections (keepalive_pool.size); it never caps
-	// connections in use. Default 320.
+	// connections in use. Default 320; values above MaxIdleLimit act as
+	// MaxIdleLimit (the idle stack is allocated up front).
 	MaxIdle int
 	// IdleTimeout closes connections idle longer than this
 	// (keepalive_pool.idle_timeout). Zero closes them as soon as they are
@@ -107,6 +110,7 @@ func New(opts Options) *Pool {
 	if opts.MaxIdle <= 0 {
 		opts.MaxIdle = DefaultMaxIdle
 	}
+	opts.MaxIdle = min(opts.MaxIdle, MaxIdleLimit)
 	if opts.MaxRequests <= 0 {
 		opts.MaxRequests = DefaultMaxRequests
 	}
