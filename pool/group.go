@@ -3,6 +3,7 @@ package pool
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MaxSNIs bounds the pools of one Group. With pass_host=pass the SNI is
@@ -10,6 +11,11 @@ import (
 // distinct names a request gets a connection of its own, closed after use,
 // instead of a new pool.
 const MaxSNIs = 64
+
+// EvictAfter is how long a per-request pool (one made for a client's Host)
+// may go unused, with no idle connection, before the sweeper removes it,
+// making room under MaxSNIs for names in use.
+const EvictAfter = 5 * time.Minute
 
 // Group is every pool to one address with one TLS identity and one set of
 // pool settings: one pool per SNI, so that a TLS connection is never
@@ -56,25 +62,29 @@ func (g *Group) Pool(sni []byte) *Pool {
 		return p
 	}
 	// Slow path: first use of this server name.
-	return g.add(string(sni))
+	return g.add(string(sni), false)
 }
 
-// PoolFor is Pool for a string (used when compiling a snapshot).
+// PoolFor is Pool for a string, used when compiling a snapshot: the pool
+// is pinned (never evicted), since the snapshot holds on to it.
 func (g *Group) PoolFor(sni string) *Pool {
 	if g.opts.TLS == nil {
 		sni = ""
 	}
-	if p, ok := (*g.pools.Load())[sni]; ok {
+	if p, ok := (*g.pools.Load())[sni]; ok && p.pinned.Load() {
 		return p
 	}
-	return g.add(sni)
+	return g.add(sni, true)
 }
 
-func (g *Group) add(sni string) *Pool {
+func (g *Group) add(sni string, pinned bool) *Pool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := *g.pools.Load()
 	if p, ok := old[sni]; ok {
+		if pinned {
+			p.pinned.Store(true)
+		}
 		return p
 	}
 	opts := g.opts
@@ -91,6 +101,7 @@ func (g *Group) add(sni string) *Pool {
 		return p
 	}
 	p := New(opts)
+	p.pinned.Store(pinned)
 	m := make(map[string]*Pool, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -121,8 +132,36 @@ func (g *Group) close() {
 	}
 }
 
+// sweep closes expired idle connections and evicts per-request pools
+// unused for EvictAfter. Only the registry's sweeper calls it.
 func (g *Group) sweep(now int64) {
-	for _, p := range *g.pools.Load() {
+	var unused []string
+	for sni, p := range *g.pools.Load() {
 		p.sweep(now)
+		uses := p.opened.Load() + p.reused.Load()
+		if p.quietSince == 0 || uses != p.sweptUses || p.idle.count.Load() > 0 {
+			p.sweptUses, p.quietSince = uses, now
+		} else if time.Duration(now-p.quietSince) >= EvictAfter {
+			unused = append(unused, sni)
+		}
 	}
+	if len(unused) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.pools.Load()
+	m := make(map[string]*Pool, len(old))
+	for k, v := range old {
+		m[k] = v
+	}
+	for _, sni := range unused {
+		if p := m[sni]; p != nil && !p.pinned.Load() {
+			delete(m, sni)
+			// A request that took the pool just now finishes; its
+			// connection is closed on release.
+			p.Close()
+		}
+	}
+	g.pools.Store(&m)
 }

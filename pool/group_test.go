@@ -111,3 +111,35 @@ func TestRegistrySweeps(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestGroupEvictsUnusedPerRequestPools: pools made for clients' Hosts go
+// once unused for EvictAfter (making room under MaxSNIs); pinned pools and
+// pools in use stay.
+func TestGroupEvictsUnusedPerRequestPools(t *testing.T) {
+	s := newServer(t, nil)
+	g := newGroup("k", Options{Addr: s.addr(), TLS: &tls.Config{InsecureSkipVerify: true}, IdleTimeout: time.Hour})
+	pinned := g.PoolFor("node.test")
+	quiet := g.Pool([]byte("quiet.test"))
+	busy := g.Pool([]byte("busy.test"))
+	t0 := time.Now().UnixNano()
+	g.sweep(t0) // first sight of each pool
+	// busy is used between sweeps; quiet and pinned are not.
+	step := int64(EvictAfter / 2)
+	for i := 1; i <= 3; i++ {
+		busy.opened.Add(1)
+		g.sweep(t0 + int64(i)*step)
+	}
+	if got := g.Pool([]byte("quiet.test")); got == quiet || !quiet.Closed() {
+		t.Fatal("an unused per-request pool was not evicted")
+	}
+	if g.PoolFor("node.test") != pinned || pinned.Closed() {
+		t.Fatal("a pinned pool was evicted")
+	}
+	if g.Pool([]byte("busy.test")) != busy || busy.Closed() {
+		t.Fatal("a pool in use was evicted")
+	}
+	// A pinned lookup of a per-request pool pins it.
+	if g.PoolFor("busy.test") != busy || !busy.pinned.Load() {
+		t.Fatal("PoolFor must pin an existing pool")
+	}
+}

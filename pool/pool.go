@@ -103,6 +103,14 @@ type Pool struct {
 	closed atomic.Bool
 
 	opened, reused, closedN, dialErrors, tlsHandshakes, tlsFailures atomic.Uint64
+
+	// pinned pools are held by a compiled snapshot and never evicted from
+	// their group.
+	pinned atomic.Bool
+	// sweptUses and quietSince belong to the sweeper: the use count at its
+	// last pass, and since when it has not changed.
+	sweptUses  uint64
+	quietSince int64
 }
 
 // New returns a pool for opts.
