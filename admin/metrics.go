@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgeway/gateway/core"
 	"github.com/edgeway/gateway/pool"
+	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
 
@@ -16,8 +17,9 @@ var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // metrics answers GET /metrics in Prometheus text format: Go runtime and
 // process metrics, request counters per route and upstream by status
-// class, the latency histogram, upstream connection counters and the
-// configuration state. It carries no secrets and needs no admin key.
+// class, the latency histogram, upstream connection counters, the
+// configuration state and whether the configuration store is reachable.
+// It carries no secrets and needs no admin key.
 func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	var w bytes.Buffer
 	metrics.WritePrometheus(&w, true)
@@ -92,6 +94,14 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(len(snap.Entries)))
 	metrics.WriteCounterUint64(&w, "gateway_config_compiles_total", m.Compiles.Load())
 	metrics.WriteCounterUint64(&w, "gateway_config_invalid_values_total", m.InvalidValues.Load())
+	// 1 while the configuration store answers (always for the embedded
+	// store); 0 while etcd is unreachable and the last configuration is
+	// served as it is.
+	connected := uint64(0)
+	if store.Connected(a.Store) {
+		connected = 1
+	}
+	metrics.WriteGaugeUint64(&w, "gateway_store_connected", connected)
 	metrics.WriteCounterUint64(&w, "gateway_admin_auth_failures_total", a.AuthFailures.Load())
 
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")

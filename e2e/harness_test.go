@@ -136,22 +136,12 @@ func (g *gateway) start() {
 			g.t.Fatalf("gateway exited early (code %d):\n%s", g.exitCode.Load(), g.logs())
 		default:
 		}
-		if g.listening(g.proxy) && g.listening(g.admin) && (g.tls == "" || g.listening(g.tls)) {
+		if listening(g.proxy) && listening(g.admin) && (g.tls == "" || listening(g.tls)) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	g.t.Fatalf("gateway did not start:\n%s", g.logs())
-}
-
-// listening reports whether addr accepts connections.
-func (g *gateway) listening(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 func (g *gateway) logs() string {

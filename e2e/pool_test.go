@@ -68,17 +68,6 @@ func startCountingOrigin(t testing.TB, tlsCfg *tls.Config, h http.HandlerFunc) *
 	return o
 }
 
-// waitFor polls cond for up to 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitLog waits until the gateway's log contains want (the log is read
 // asynchronously).
 func (g *gateway) waitLog(want string) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeway/gateway/store"
 	"github.com/goccy/go-yaml"
 )
 
@@ -22,6 +23,8 @@ type options struct {
 	AdminKey     string
 	ConfigFile   string
 	DrainTimeout time.Duration
+	Etcd         string
+	EtcdPrefix   string
 }
 
 // newFlagSet declares every flag on fs, bound to o.
@@ -38,6 +41,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.ConfigFile, "c", "", "YAML `file` setting any of these flags by name, e.g. \"admin-listen: 127.0.0.1:9180\" (the command line wins)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
 		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
+	fs.StringVar(&o.Etcd, "etcd", "",
+		"comma-separated etcd client `URLs` (e.g. http://h1:2379,http://h2:2379): keep the configuration in etcd, "+
+			"shared by a fleet of gateways and APISIX's tools, instead of the embedded store in -data-dir")
+	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", store.DefaultEtcdPrefix,
+		"etcd key prefix standing for /apisix in APISIX's key layout (APISIX's etcd.prefix); used with -etcd")
 	return fs
 }
 

@@ -2,6 +2,7 @@
 // balances HTTP traffic over upstream nodes.
 //
 //	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,7 +51,7 @@ func run(args []string) int {
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
 func serve(o *options) error {
-	st, err := store.OpenBolt(o.DataDir)
+	st, where, err := openStore(o)
 	if err != nil {
 		return err
 	}
@@ -63,10 +65,14 @@ func serve(o *options) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	// Start ready: the proxy listener opens only once the stored
-	// configuration is compiled and published.
-	if err := mgr.Start(ctx); err != nil {
-		return fmt.Errorf("cannot load the configuration: %w", err)
+	// configuration is compiled and published. While the store is
+	// unreachable (etcd down) the gateway waits rather than serve an empty
+	// configuration.
+	if stopped, err := startManager(ctx, mgr, where, sig); err != nil || stopped {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", o.Listen)
@@ -107,10 +113,8 @@ func serve(o *options) error {
 		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects, by SNI)", shownAddr(o.ListenTLS, tln))
 	}
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
-	log.Printf("gateway: configuration store %s (revision %d, %d routes)", o.DataDir, mgr.Config().Revision, len(mgr.Config().Routes))
+	log.Printf("gateway: configuration store %s (revision %d, %d routes)", where, mgr.Config().Revision, len(mgr.Config().Routes))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	log.Printf("gateway: %v: draining in-flight requests (up to %v)", s, o.DrainTimeout)
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
@@ -132,6 +136,63 @@ func serve(o *options) error {
 	drained.Wait()
 	log.Printf("gateway: stopped")
 	return nil
+}
+
+// openStore opens etcd when -etcd is given, else the embedded store; where
+// describes it for the log.
+func openStore(o *options) (st store.Store, where string, err error) {
+	if o.Etcd == "" {
+		b, err := store.OpenBolt(o.DataDir)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, o.DataDir, nil
+	}
+	var eps []string
+	for _, ep := range strings.Split(o.Etcd, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	e, err := store.OpenEtcd(store.EtcdOptions{Endpoints: eps, Prefix: o.EtcdPrefix, Logf: log.Printf})
+	if err != nil {
+		return nil, "", err
+	}
+	return e, fmt.Sprintf("etcd %s (prefix %s)", e.Endpoints(), e.Prefix()), nil
+}
+
+// startRetry is the pause between two attempts to load the configuration
+// from an unreachable store.
+const startRetry = time.Second
+
+// startManager loads the configuration, retrying for as long as the store
+// is unavailable (etcd down) and logging that it waits. Other errors are
+// final. stopped is true when a signal ended the wait.
+func startManager(ctx context.Context, mgr *core.Manager, where string, sig <-chan os.Signal) (stopped bool, err error) {
+	began := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := mgr.Start(ctx)
+		if err == nil {
+			if attempt > 0 {
+				log.Printf("gateway: configuration store %s answered after %v", where, time.Since(began).Round(time.Millisecond))
+			}
+			return false, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			return false, fmt.Errorf("cannot load the configuration: %w", err)
+		}
+		// Every attempt for the first ten, then every tenth.
+		if attempt < 10 || attempt%10 == 0 {
+			log.Printf("gateway: waiting for the configuration store %s before opening the proxy listener (%v so far): %v",
+				where, time.Since(began).Round(time.Second), err)
+		}
+		select {
+		case <-time.After(startRetry):
+		case s := <-sig:
+			log.Printf("gateway: %v while waiting for the configuration store: stopped", s)
+			return true, nil
+		}
+	}
 }
 
 func serveOn(srv *fasthttp.Server, ln net.Listener, name string) {
