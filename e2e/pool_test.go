@@ -244,6 +244,7 @@ type closingOrigin struct {
 	Addr     string
 	accepted atomic.Int64
 	served   atomic.Int64
+	closed   atomic.Int64
 }
 
 func startClosingOrigin(t *testing.T) *closingOrigin {
@@ -262,6 +263,7 @@ func startClosingOrigin(t *testing.T) *closingOrigin {
 			}
 			o.accepted.Add(1)
 			go func() {
+				defer o.closed.Add(1)
 				defer c.Close()
 				req, err := http.ReadRequest(bufio.NewReader(c))
 				if err != nil {
@@ -292,9 +294,10 @@ func TestOriginClosesAfterEachResponse(t *testing.T) {
 		sent++
 	}
 	for i := 0; i < 50; i++ {
-		// A pause lets the origin's FIN arrive: without it, a POST may
-		// race the close and then fail rather than be sent twice.
-		time.Sleep(2 * time.Millisecond)
+		// Wait until the origin has closed the last connection: a POST
+		// written while the close is still under way fails (it may not be
+		// sent twice), as with nginx; one written after the close must not.
+		waitFor(t, "the origin to close", func() bool { return o.closed.Load() == o.accepted.Load() })
 		if code, body, _ := g.request("POST", "/r", "payload"); code != 200 {
 			t.Fatalf("POST %d: %d %q\n%s", i, code, body, g.logs())
 		}
