@@ -3,7 +3,7 @@ package core
 import (
 	"context"
 	"crypto/tls"
-	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -123,9 +123,6 @@ func lowerName(name string, buf []byte) string {
 	return name
 }
 
-// errNoCertificate ends a handshake whose SNI no SSL object serves.
-var errNoCertificate = errors.New("core: no SSL object serves this SNI")
-
 // serverCipherSuites are the TLS 1.2 suites offered: ECDHE with AEAD only
 // (TLS 1.3 suites are not configurable and all sound).
 var serverCipherSuites = []uint16{
@@ -151,15 +148,16 @@ func baseServerTLS() *tls.Config {
 // certificate chosen per handshake by the client's SNI among the SSL
 // objects of the snapshot being served (read through its atomic pointer,
 // so that a change to the SSL objects applies to the next handshake).
-// A handshake whose SNI no SSL object serves, or that has no SNI, fails.
+// A handshake whose SNI no SSL object serves, or that has no SNI, fails
+// with an error naming the SNI (which the fasthttp server logs).
 func (p *Proxy) TLSConfig() *tls.Config {
 	cfg := baseServerTLS()
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if c := p.snap.Load().Certs.Lookup(hello.ServerName); c != nil {
 			return c, nil
 		}
-		p.logf("tls: refusing a handshake from %s: no SSL object serves SNI %q", hello.Conn.RemoteAddr(), hello.ServerName)
-		return nil, errNoCertificate
+		// Slow path: the handshake fails.
+		return nil, fmt.Errorf("core: no SSL object serves SNI %q", hello.ServerName)
 	}
 	return cfg
 }

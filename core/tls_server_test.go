@@ -115,8 +115,6 @@ func TestListenerCertificateSelectionAndRotation(t *testing.T) {
 	rt := NewRuntime()
 	defer rt.Close()
 	p := NewProxy()
-	var logs []string
-	p.Logf = func(format string, args ...any) { logs = append(logs, format) }
 
 	// No SSL object: every handshake fails.
 	if _, err := handshake(t, p, roots, "a.test", 0); err == nil {
@@ -138,9 +136,6 @@ func TestListenerCertificateSelectionAndRotation(t *testing.T) {
 	}
 	if _, err := handshake(t, p, roots, "c.test", 0); err == nil {
 		t.Fatal("handshake succeeded for an SNI no SSL serves")
-	}
-	if len(logs) == 0 || !strings.Contains(logs[len(logs)-1], "no SSL object serves SNI") {
-		t.Fatalf("the refused handshake was not logged: %q", logs)
 	}
 
 	// An unrelated edit keeps the index; a new certificate replaces it.
