@@ -36,6 +36,11 @@ func (a *API) validate(ctx *fasthttp.RequestCtx, wctx context.Context, kind core
 		if r.ServiceID != "" {
 			refs = append(refs, [2]string{"service", r.ServiceID})
 		}
+		for _, w := range r.Split {
+			if w.UpstreamID != "" {
+				refs = append(refs, [2]string{"upstream", w.UpstreamID})
+			}
+		}
 	case core.KindUpstreams:
 		u, err := core.ParseUpstream(value)
 		if err != nil {
@@ -102,6 +107,14 @@ func (a *API) stillUsed(_ context.Context, kind core.Kind, id string) string {
 		for _, sid := range sortedKeys(cfg.Services) {
 			if cfg.Services[sid].UpstreamID == id {
 				users = append(users, "service ["+sid+"]")
+			}
+		}
+		for _, rid := range sortedKeys(cfg.Routes) {
+			for _, w := range cfg.Routes[rid].Split {
+				if w.UpstreamID == id {
+					users = append(users, "plugin in route ["+rid+"]")
+					break
+				}
 			}
 		}
 		if len(users) > 0 {

@@ -138,3 +138,60 @@ func TestExprAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerAllocationsRewriteSplitCookie covers the per-route features of
+// the Kong and ingress dialects: a strip_path rewrite of the request
+// target, a weighted split between two upstreams, and a hash cookie issued
+// to a client that has none.
+func TestHandlerAllocationsRewriteSplitCookie(t *testing.T) {
+	port := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
+	port2 := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
+	cfg := NewConfig()
+	cfg.Upstreams["a"] = upstreamOf(port)
+	cfg.Upstreams["b"] = upstreamOf(port2)
+	cookie := upstreamOf(port)
+	cookie.HashOn, cookie.Key, cookie.HashCookie = "cookie", "sid", &HashCookie{Path: "/"}
+	cfg.Upstreams["c"] = cookie
+	cfg.Routes["strip"] = &Route{ID: "strip", URIs: []string{"/mock*"}, Status: 1, UpstreamID: "a",
+		Rewrite: &PathRewrite{Base: "/svc", Strip: true, StripPrefixes: []string{"/mock"}}}
+	cfg.Routes["split"] = &Route{ID: "split", URIs: []string{"/split"}, Status: 1, UpstreamID: "a",
+		Split: []WeightedUpstream{{Weight: 90}, {UpstreamID: "b", Weight: 10}}}
+	cfg.Routes["cookie"] = &Route{ID: "cookie", URIs: []string{"/cookie"}, Status: 1, UpstreamID: "c"}
+	rt := NewRuntime()
+	defer rt.Close()
+	p := NewProxy()
+	p.Publish(rt.Compile(cfg, nil))
+
+	var ctx fasthttp.RequestCtx
+	remote := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5555}
+	for _, path := range []string{"/mock/a/b?x=1", "/split", "/cookie"} {
+		run := func() {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.SetRequestURI(path)
+			ctx.Request.Header.SetHost("example.com")
+			ctx.Init2(nil, nil, false)
+			ctx.SetRemoteAddr(remote)
+			p.Handler(&ctx)
+			if ctx.Response.StatusCode() != 200 || string(ctx.Response.Body()) != "hello" {
+				t.Fatalf("%s: status %d body %q", path, ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+		}
+		for i := 0; i < 100; i++ {
+			run()
+		}
+		switch path {
+		case "/mock/a/b?x=1":
+			if got := string(ctx.Request.Header.RequestURI()); got != "/svc/a/b?x=1" {
+				t.Fatalf("rewritten target %q", got)
+			}
+		case "/cookie":
+			if got := string(ctx.Response.Header.PeekCookie("sid")); len(got) < 36 {
+				t.Fatalf("hash cookie not issued: %q", ctx.Response.Header.String())
+			}
+		}
+		if n := testing.AllocsPerRun(1000, run); n != 0 {
+			t.Fatalf("%s: handler allocates %.2f times per request, want 0", path, n)
+		}
+	}
+}

@@ -40,6 +40,8 @@ type Balancer struct {
 	https        bool
 	// clientSSL is the SSL object of tls.client_cert_id when compiled.
 	clientSSL *SSL
+	// hashCookie is set for Kong's consistent hashing on a cookie.
+	hashCookie *hashCookie
 }
 
 type nodeRef struct {
@@ -76,6 +78,7 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		b.timeout = *u.Timeout
 	}
 	b.retryTimeout = u.RetryTimeout
+	b.hashCookie = compileHashCookie(u)
 	switch u.PassHost {
 	case "node":
 		b.passHost = passHostNode

@@ -38,11 +38,13 @@ func (p *Proxy) Snapshot() *Snapshot { return p.snap.Load() }
 // reqState is per-request scratch space, pooled so that a request
 // allocates nothing once the pool is warm.
 type reqState struct {
-	buf      []byte // router and vars scratch
-	hdr      []byte // the serialized upstream request header
-	xff      []byte
-	statuses []byte // the X-APISIX-Upstream-Status chain
-	lbreq    lb.Request
+	buf       []byte // router and vars scratch
+	hdr       []byte // the serialized upstream request header
+	xff       []byte
+	statuses  []byte // the X-APISIX-Upstream-Status chain
+	uri       []byte // a rewritten request target
+	setCookie []byte // a Set-Cookie value to add to the response
+	lbreq     lb.Request
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -51,6 +53,7 @@ var statePool = sync.Pool{New: func() any {
 		hdr:      make([]byte, 0, 2048),
 		xff:      make([]byte, 0, 128),
 		statuses: make([]byte, 0, 32),
+		uri:      make([]byte, 0, 256),
 	}
 }}
 
@@ -74,12 +77,16 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 // serve forwards the request to e's upstream with retries and returns the
 // status sent to the client.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int {
-	b := e.Upstream
+	b, timeout, failStatus := e.Upstream, e.Timeout, e.FailStatus
+	if e.split != nil {
+		c := e.split.pick()
+		b, timeout, failStatus = c.b, c.timeout, c.failStatus
+	}
 	if b == nil {
-		if e.FailStatus == fasthttp.StatusNotFound {
+		if failStatus == fasthttp.StatusNotFound {
 			return writeNotFound(ctx)
 		}
-		return writeError(ctx, e.FailStatus, nil)
+		return writeError(ctx, failStatus, nil)
 	}
 	if len(b.Nodes) == 0 {
 		return writeError(ctx, fasthttp.StatusServiceUnavailable, nil)
@@ -88,6 +95,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	if !ok {
 		return writeError(ctx, fasthttp.StatusBadRequest, nil)
 	}
+	if e.rewrite != nil {
+		e.rewrite.rewriteTarget(ctx, st)
+	}
+	issued := b.hashCookie != nil && b.hashCookie.ensure(ctx, st)
 	idempotent := isIdempotent(ctx.Method())
 	start := ctx.Time()
 	var deadline time.Time
@@ -111,8 +122,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			break
 		}
 		st.lbreq.Tried.Add(n.Index)
-		out := p.forward(ctx, st, b, n, e.Timeout, &body)
+		out := p.forward(ctx, st, b, n, timeout, &body)
 		if out.done {
+			if issued {
+				ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
+			}
 			if out.status >= 500 {
 				// As APISIX: a 5xx carries the status of every try.
 				st.statuses = appendStatus(st.statuses, out.status)

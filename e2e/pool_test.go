@@ -8,8 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,19 +76,6 @@ func (g *gateway) waitLog(want string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// metric returns the value of one sample of the gateway's /metrics.
-func (g *gateway) metric(name string) float64 {
-	g.t.Helper()
-	r := g.do("GET", "/metrics", "")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`)
-	m := re.FindSubmatch(r.Body)
-	if m == nil {
-		g.t.Fatalf("metric %s not found in:\n%s", name, r.Body)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
 }
 
 func mustGet(t *testing.T, g *gateway, path string, hdr ...string) string {

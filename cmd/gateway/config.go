@@ -25,6 +25,7 @@ type options struct {
 	DrainTimeout time.Duration
 	Etcd         string
 	EtcdPrefix   string
+	Standalone   string
 }
 
 // newFlagSet declares every flag on fs, bound to o.
@@ -39,6 +40,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.AdminKey, "admin-key", "",
 		"key every admin request must carry in X-API-KEY; without it only loopback clients may use the Admin API")
 	fs.StringVar(&o.ConfigFile, "c", "", "YAML `file` setting any of these flags by name, e.g. \"admin-listen: 127.0.0.1:9180\" (the command line wins)")
+	fs.StringVar(&o.Standalone, "standalone", "",
+		"serve the configuration in this file (APISIX standalone YAML/JSON, APISIX Ingress CRDs or Kong declarative), "+
+			"re-applied when it changes; the Admin API is then read-only and -data-dir is not used")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
 		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
 	fs.StringVar(&o.Etcd, "etcd", "",

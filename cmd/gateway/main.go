@@ -3,6 +3,8 @@
 //
 //	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
 //	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
+//	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
+//	gateway validate FILE            check FILE without starting; exit status 1 on any problem
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/declarative"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
@@ -30,12 +33,19 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
+		return 2
+	}
+	if o.Standalone != "" && o.Etcd != "" {
+		fmt.Fprintln(os.Stderr, "gateway: -standalone and -etcd exclude each other: the file is the whole configuration")
 		return 2
 	}
 	if o.AdminKey == "" && !isLoopbackAddr(o.AdminListen) {
@@ -51,9 +61,21 @@ func run(args []string) int {
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
 func serve(o *options) error {
-	st, where, err := openStore(o)
-	if err != nil {
-		return err
+	var st store.Store
+	var watcher *declarative.Watcher
+	where := ""
+	if o.Standalone != "" {
+		mem, w, err := openStandalone(o.Standalone)
+		if err != nil {
+			return err
+		}
+		st, watcher, where = mem, w, "standalone file "+o.Standalone
+	} else {
+		s, w, err := openStore(o)
+		if err != nil {
+			return err
+		}
+		st, where = s, w
 	}
 	defer st.Close()
 
@@ -74,6 +96,9 @@ func serve(o *options) error {
 	if stopped, err := startManager(ctx, mgr, where, sig); err != nil || stopped {
 		return err
 	}
+	if watcher != nil {
+		go watcher.Run(ctx)
+	}
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -92,7 +117,7 @@ func serve(o *options) error {
 		go serveOn(tlsSrv, core.NewTLSListener(tln, proxy.TLSConfig()), "HTTPS proxy")
 	}
 
-	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
+	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil}
 	aln, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.AdminListen, err)
@@ -113,7 +138,11 @@ func serve(o *options) error {
 		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects, by SNI)", shownAddr(o.ListenTLS, tln))
 	}
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
-	log.Printf("gateway: configuration store %s (revision %d, %d routes)", where, mgr.Config().Revision, len(mgr.Config().Routes))
+	if watcher != nil {
+		log.Printf("gateway: standalone mode: serving %s, watched for changes; the Admin API is read-only", o.Standalone)
+	} else {
+		log.Printf("gateway: configuration store %s (revision %d, %d routes)", where, mgr.Config().Revision, len(mgr.Config().Routes))
+	}
 
 	s := <-sig
 	log.Printf("gateway: %v: draining in-flight requests (up to %v)", s, o.DrainTimeout)
