@@ -38,12 +38,18 @@ type Balancer struct {
 	passHost     uint8
 	upstreamHost []byte
 	https        bool
+	// clientSSL is the SSL object of tls.client_cert_id when compiled.
+	clientSSL *SSL
 	// hashCookie is set for Kong's consistent hashing on a cookie.
 	hashCookie *hashCookie
 }
 
 type nodeRef struct {
+	// pool is the node's pool; with https and pass_host=pass, the pool for
+	// requests without a Host, and group holds the pools per SNI.
 	pool     *pool.Pool
+	group    *pool.Group
+	meter    *pool.Meter
 	poolKey  string
 	stateKey string
 	// hostHeader is what pass_host=node sends: the node host, with the
@@ -88,6 +94,8 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 	if u.KeepalivePool != nil {
 		kp = *u.KeepalivePool
 	}
+	spec := upstreamConnSpec(u, scheme, kp, used.ssls)
+	b.clientSSL = spec.clientSSL
 	b.Nodes = make([]*lb.Node, len(u.Nodes))
 	b.refs = make([]nodeRef, len(u.Nodes))
 	for i, n := range u.Nodes {
@@ -95,8 +103,8 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		stateKey := key + "|" + scheme + "://" + addr
 		b.Nodes[i] = &lb.Node{Addr: addr, Weight: n.Weight, Priority: n.Priority, Index: i, State: rt.nodeState(stateKey)}
 		used.nodes[stateKey] = true
-		b.refs[i] = nodeRef{hostHeader: nodeHostHeader(n, scheme), stateKey: stateKey, poolKey: poolKey(scheme, addr, kp)}
-		b.refs[i].pool = rt.pool(scheme, addr, kp, used)
+		b.refs[i] = nodeRef{hostHeader: nodeHostHeader(n, scheme), stateKey: stateKey}
+		rt.attachPool(&b.refs[i], &spec, key, n, addr, used)
 	}
 	if u.Retries != nil {
 		b.retries = *u.Retries
@@ -135,11 +143,4 @@ func containsColon(s string) bool {
 		}
 	}
 	return false
-}
-
-// poolKey identifies connections that may be shared: same scheme, address,
-// TLS identity and pool settings.
-func poolKey(scheme, addr string, kp KeepalivePool) string {
-	return scheme + "://" + addr + "|" + strconv.Itoa(kp.Size) + "|" +
-		strconv.FormatInt(int64(kp.IdleTimeout), 10) + "|" + strconv.Itoa(kp.Requests)
 }

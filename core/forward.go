@@ -38,9 +38,16 @@ var errClientBody = errors.New("core: cannot read the client's request body")
 // upstream acted on.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *lb.Node, to Timeout, body *reqBody) outcome {
 	ref := &b.refs[n.Index]
+	pl := ref.poolFor(ctx.Request.Header.Host())
+	// A request that could not be replayed on a fresh connection gets an
+	// idle connection only after a liveness peek.
+	flags := 0
+	if !isIdempotent(ctx.Method()) || !body.replayable {
+		flags = pool.Check
+	}
 	now := time.Now()
-	for fresh := false; ; fresh = true {
-		c, err := ref.pool.Acquire(now.UnixNano(), to.Connect, fresh)
+	for ; ; flags |= pool.Fresh {
+		c, err := pl.Acquire(ref.meter, now.UnixNano(), to.Connect, flags)
 		if err != nil {
 			b.picker.Done(n, &st.lbreq, 0, true)
 			p.logf("upstream %s node %s: %v", b.Key, n.Addr, err)
@@ -91,7 +98,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		err = c.BW.Flush()
 	}
 	if err != nil {
-		ref.pool.Release(c, false, 0)
+		c.Release(false, 0)
 		if errors.Is(err, errClientBody) {
 			b.picker.Done(n, &st.lbreq, 0, false)
 			return outcome{status: fasthttp.StatusBadRequest, sent: true}, false
@@ -110,40 +117,40 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	resp := &ctx.Response
 	resp.Reset()
 	if err = readResponseHeader(&resp.Header, c.BR); err != nil {
-		ref.pool.Release(c, false, 0)
+		c.Release(false, 0)
 		if err == io.EOF && c.Reused && body.replayable && isIdempotent(ctx.Method()) {
 			// Closed before any response byte on a reused connection: the
 			// keep-alive race. Replaying is safe for an idempotent request.
 			return outcome{}, true
 		}
 		b.picker.Done(n, &st.lbreq, time.Since(now), true)
-		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, err)
+		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, c.Cause(err))
 		return outcome{status: statusFor(err), sent: true}, false
 	}
 	status := resp.StatusCode()
 	upstreamClose := cleanResponseHeader(&resp.Header)
 
 	if ctx.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
-		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
+		c.Release(!upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
 		b.picker.Done(n, &st.lbreq, time.Since(now), false)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	cl := resp.Header.ContentLength()
 	if cl >= 0 && cl <= maxBufferedResponse {
 		if err = resp.ReadBody(c.BR, 0); err != nil {
-			ref.pool.Release(c, false, 0)
+			c.Release(false, 0)
 			b.picker.Done(n, &st.lbreq, time.Since(now), true)
 			p.logf("upstream %s node %s: cannot read response body: %v", b.Key, n.Addr, err)
 			resp.Reset()
 			return outcome{status: statusFor(err), sent: true}, false
 		}
 		end := time.Now()
-		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, end.UnixNano())
+		c.Release(!upstreamClose && c.BR.Buffered() == 0, end.UnixNano())
 		b.picker.Done(n, &st.lbreq, end.Sub(now), false)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	s := acquireBodyStream()
-	s.init(p, b, n, ref.pool, c, cl, upstreamClose, to.Read, now)
+	s.init(p, b, n, c, cl, upstreamClose, to.Read, now)
 	if cl < 0 {
 		cl = -1
 	}

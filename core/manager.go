@@ -185,7 +185,7 @@ func (m *Manager) consume(ctx context.Context, ch <-chan store.WatchResponse, re
 // publishes it. Unchanged objects keep their pointers.
 func (m *Manager) apply(events []store.Event, rev int64) {
 	old := m.Config()
-	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services,
+	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, SSLs: old.SSLs,
 		Kong: old.Kong, KongDerived: old.KongDerived, Revision: rev}
 	copied := map[Kind]bool{}
 	for _, ev := range events {
@@ -247,6 +247,12 @@ func (m *Manager) put(cfg *Config, kv store.KV) {
 			s.ID = id
 			cfg.Services[id] = s
 		}
+	case KindSSLs:
+		var s *SSL
+		if s, err = ParseSSL(kv.Value); err == nil {
+			s.ID = id
+			cfg.SSLs[id] = s
+		}
 	case KindKongServices, KindKongRoutes, KindKongUpstreams, KindKongTargets:
 		var v any
 		if v, err = ParseKong(kind, kv.Value); err == nil {
@@ -267,6 +273,8 @@ func (cfg *Config) copyKind(kind Kind) {
 		cfg.Upstreams = cloneMap(cfg.Upstreams)
 	case KindServices:
 		cfg.Services = cloneMap(cfg.Services)
+	case KindSSLs:
+		cfg.SSLs = cloneMap(cfg.SSLs)
 	case KindKongServices:
 		cfg.Kong.Services = cloneMap(cfg.Kong.Services)
 	case KindKongRoutes:
@@ -287,6 +295,8 @@ func (cfg *Config) remove(key string) {
 		delete(cfg.Upstreams, id)
 	case KindServices:
 		delete(cfg.Services, id)
+	case KindSSLs:
+		delete(cfg.SSLs, id)
 	case KindKongServices:
 		delete(cfg.Kong.Services, id)
 	case KindKongRoutes:
@@ -317,7 +327,7 @@ func splitKey(key string) (Kind, string, bool) {
 		return "", "", false
 	}
 	switch Kind(kind) {
-	case KindRoutes, KindUpstreams, KindServices,
+	case KindRoutes, KindUpstreams, KindServices, KindSSLs,
 		KindKongServices, KindKongRoutes, KindKongUpstreams, KindKongTargets:
 		return Kind(kind), id, true
 	}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"reflect"
 	"sort"
 )
 
@@ -12,6 +13,7 @@ type Config struct {
 	Routes    map[string]*Route
 	Upstreams map[string]*Upstream
 	Services  map[string]*Service
+	SSLs      map[string]*SSL
 	// Kong holds the Kong dialect's entities by id, and KongDerived the
 	// routes and upstreams translated from them (ids "kong:..."). The
 	// compiler serves both dialects from the one snapshot.
@@ -24,7 +26,7 @@ type Config struct {
 // NewConfig returns an empty config.
 func NewConfig() *Config {
 	return &Config{Routes: map[string]*Route{}, Upstreams: map[string]*Upstream{}, Services: map[string]*Service{},
-		Kong: newKongEntities(), KongDerived: &KongDerived{}}
+		SSLs: map[string]*SSL{}, Kong: newKongEntities(), KongDerived: &KongDerived{}}
 }
 
 // upstream returns the upstream with the given id, from either dialect.
@@ -62,6 +64,8 @@ type Snapshot struct {
 	Balancers map[string]*Balancer
 	// Entries holds the compiled routes by route key.
 	Entries map[string]*RouteEntry
+	// Certs indexes the server SSL objects by SNI for the HTTPS listener.
+	Certs *CertIndex
 }
 
 // Compile builds a snapshot of cfg. Balancers of prev whose upstream
@@ -71,6 +75,7 @@ type Snapshot struct {
 // concurrently with itself on the same Runtime.
 func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	used := newUsedKeys()
+	used.ssls = cfg.SSLs
 	s := &Snapshot{
 		Config:    cfg,
 		Balancers: make(map[string]*Balancer, len(cfg.Upstreams)),
@@ -82,7 +87,7 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 		}
 		var b *Balancer
 		if prev != nil {
-			if old, ok := prev.Balancers[key]; ok && old.Conf == u {
+			if old, ok := prev.Balancers[key]; ok && old.Conf == u && old.clientSSL == clientSSL(u, cfg) {
 				b = old
 				old.markUsed(used)
 			}
@@ -132,8 +137,27 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 		entries = append(entries, e)
 	}
 	s.Router = BuildRouter(entries)
+	if prev != nil && prev.Certs != nil && sameMap(prev.Config.SSLs, cfg.SSLs) {
+		s.Certs = prev.Certs
+	} else {
+		s.Certs = buildCertIndex(cfg.SSLs, baseServerTLS())
+	}
 	rt.retain(used)
 	return s
+}
+
+// clientSSL returns the SSL object u names with tls.client_cert_id, if any.
+func clientSSL(u *Upstream, cfg *Config) *SSL {
+	if u.TLS == nil || u.TLS.ClientCertID == "" {
+		return nil
+	}
+	return cfg.SSLs[u.TLS.ClientCertID]
+}
+
+// sameMap reports whether a and b are the same map (not merely equal):
+// the manager shares a kind's map between configs until that kind changes.
+func sameMap[V any](a, b map[string]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // resolve finds the route's upstream (route upstream_id, route upstream,

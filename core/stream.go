@@ -17,12 +17,11 @@ import (
 // the upstream connection and the pick. It holds one upstream connection
 // and no body bytes of its own.
 type bodyStream struct {
-	p    *Proxy
-	b    *Balancer
-	n    *lb.Node
-	pool *pool.Pool
-	c    *pool.Conn
-	br   *bufio.Reader
+	p  *Proxy
+	b  *Balancer
+	n  *lb.Node
+	c  *pool.Conn
+	br *bufio.Reader
 
 	// remaining is the number of body bytes left for a Content-Length body;
 	// -1 means chunked, -2 means delimited by the connection closing.
@@ -40,9 +39,9 @@ var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
 
 func acquireBodyStream() *bodyStream { return bodyStreamPool.Get().(*bodyStream) }
 
-func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, pl *pool.Pool, c *pool.Conn, cl int,
+func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, c *pool.Conn, cl int,
 	upstreamClose bool, readTimeout time.Duration, start time.Time) {
-	*s = bodyStream{p: p, b: b, n: n, pool: pl, c: c, br: c.BR, remaining: int64(cl),
+	*s = bodyStream{p: p, b: b, n: n, c: c, br: c.BR, remaining: int64(cl),
 		upstreamClose: upstreamClose, readTimeout: readTimeout, start: start}
 }
 
@@ -203,9 +202,9 @@ func (s *bodyStream) CloseWithError(werr error) error {
 	reusable := s.eof && s.err == nil && werr == nil && !s.upstreamClose && s.remaining != -2 && s.br.Buffered() == 0
 	end := time.Now()
 	if reusable {
-		s.pool.Release(s.c, true, end.UnixNano())
+		s.c.Release(true, end.UnixNano())
 	} else {
-		s.pool.Release(s.c, false, 0)
+		s.c.Release(false, 0)
 		if s.err != nil {
 			s.p.logf("upstream %s node %s: response body aborted: %v", s.b.Key, s.n.Addr, s.err)
 		}

@@ -64,6 +64,8 @@ type apisixItem struct {
 	obj   map[string]any
 	route *core.Route
 	svc   *core.Service
+	up    *core.Upstream
+	ssl   *core.SSL
 }
 
 // loadAPISIX loads APISIX's standalone format (apisix/core/config_yaml.lua):
@@ -157,17 +159,15 @@ func loadAPISIX(d *doc) {
 				err = pickerAvailable(it.route.Upstream)
 			}
 		case core.KindUpstreams:
-			var u *core.Upstream
-			if u, err = core.ParseUpstream(value); err == nil {
-				err = pickerAvailable(u)
+			if it.up, err = core.ParseUpstream(value); err == nil {
+				err = pickerAvailable(it.up)
 			}
 		case core.KindServices:
 			if it.svc, err = core.ParseService(value); err == nil {
 				err = pickerAvailable(it.svc.Upstream)
 			}
 		case core.KindSSLs:
-			// TLS termination is not served by this build; the objects are
-			// kept in the store for when it is.
+			it.ssl, err = core.ParseSSL(value)
 		}
 		if err != nil {
 			d.fail(propertyPath(it.p, it.obj, err.Error()), "%s %s: %s", it.kind.Singular(), it.id, core.AdminMessage(err))
@@ -182,6 +182,25 @@ func loadAPISIX(d *doc) {
 			d.fail(it.p.with(field), "%s %s: %s %s does not exist", it.kind.Singular(), it.id, kind.Singular(), id)
 		}
 	}
+	// An upstream's tls.client_cert_id must name an SSL of type client.
+	sslTypes := map[string]string{}
+	for _, it := range items {
+		if it.ssl != nil {
+			sslTypes[it.id] = it.ssl.Type
+		}
+	}
+	clientCert := func(it *apisixItem, field string, u *core.Upstream) {
+		if u == nil || u.TLS == nil || u.TLS.ClientCertID == "" {
+			return
+		}
+		switch id := u.TLS.ClientCertID; sslTypes[id] {
+		case "client":
+		case "":
+			d.fail(it.p.with(field), "%s %s: ssl %s does not exist", it.kind.Singular(), it.id, id)
+		default:
+			d.fail(it.p.with(field), "%s %s: ssl %s is of type %s, not client (wrong ssl type)", it.kind.Singular(), it.id, id, sslTypes[id])
+		}
+	}
 	for _, it := range items {
 		switch {
 		case it.route != nil:
@@ -190,11 +209,12 @@ func loadAPISIX(d *doc) {
 			for _, w := range it.route.Split {
 				ref(it, "plugins", core.KindUpstreams, w.UpstreamID)
 			}
+			clientCert(it, "upstream", it.route.Upstream)
 		case it.svc != nil:
 			ref(it, "upstream_id", core.KindUpstreams, it.svc.UpstreamID)
+			clientCert(it, "upstream", it.svc.Upstream)
+		case it.up != nil:
+			clientCert(it, "tls", it.up)
 		}
-	}
-	if n := d.res.Counts[string(core.KindSSLs)]; n > 0 {
-		d.warn(path{0, "ssls"}, "%d ssls loaded but not served: this build does not terminate TLS", n)
 	}
 }

@@ -45,7 +45,8 @@ func spawnGateway(t *testing.T, endpoint string) *gateway {
 		proxy: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
-	g.args = []string{"-listen", g.proxy, "-admin-listen", g.admin, "-data-dir", g.dataDir, "-etcd", endpoint}
+	g.tls = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.args = []string{"-listen", g.proxy, "-listen-tls", g.tls, "-admin-listen", g.admin, "-data-dir", g.dataDir, "-etcd", endpoint}
 	g.cmd = exec.Command(binary, g.args...)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw

@@ -50,6 +50,7 @@ type gateway struct {
 	dataDir  string
 	proxy    string // host:port
 	admin    string // host:port
+	tls      string // host:port of the HTTPS listener; "" when disabled
 	key      string
 	args     []string
 	logMu    sync.Mutex
@@ -81,10 +82,20 @@ func startGateway(t *testing.T, dataDir string, extra ...string) *gateway {
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-data-dir", dataDir}, extra...)
+	hasTLS := false
 	for i, a := range extra {
 		if a == "-admin-key" && i+1 < len(extra) {
 			g.key = extra[i+1]
 		}
+		if a == "-listen-tls" && i+1 < len(extra) {
+			hasTLS, g.tls = true, extra[i+1]
+		}
+	}
+	if !hasTLS {
+		// Never the default 0.0.0.0:9443: gateways of parallel test runs
+		// would collide there.
+		g.tls = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		g.args = append(g.args, "-listen-tls", g.tls)
 	}
 	g.start()
 	t.Cleanup(g.kill)
@@ -125,12 +136,8 @@ func (g *gateway) start() {
 			g.t.Fatalf("gateway exited early (code %d):\n%s", g.exitCode.Load(), g.logs())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", g.proxy, 100*time.Millisecond); err == nil {
-			c.Close()
-			if c, err := net.DialTimeout("tcp", g.admin, 100*time.Millisecond); err == nil {
-				c.Close()
-				return
-			}
+		if listening(g.proxy) && listening(g.admin) && (g.tls == "" || listening(g.tls)) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -156,9 +156,10 @@ func TestConfigFile(t *testing.T) {
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nadmin_listen: 127.0.0.1:1\ndata-dir: %s\nadmin-key: filekey\n",
-		proxyAddr, filepath.Join(dir, "data"))), 0o600)
-	g := &gateway{t: t, proxy: proxyAddr, admin: adminAddr, key: "filekey",
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nlisten_tls: %s\nadmin_listen: 127.0.0.1:1\ndata-dir: %s\nadmin-key: filekey\n",
+		proxyAddr, tlsAddr, filepath.Join(dir, "data"))), 0o600)
+	g := &gateway{t: t, proxy: proxyAddr, admin: adminAddr, tls: tlsAddr, key: "filekey",
 		args: []string{"-c", cfg, "-admin-listen", adminAddr}}
 	g.start()
 	t.Cleanup(g.kill)

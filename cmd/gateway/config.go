@@ -17,6 +17,7 @@ import (
 // wins over the file).
 type options struct {
 	Listen       string
+	ListenTLS    string
 	AdminListen  string
 	DataDir      string
 	AdminKey     string
@@ -31,6 +32,8 @@ type options struct {
 func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.StringVar(&o.Listen, "listen", "0.0.0.0:9080", "address of the proxy listener (HTTP)")
+	fs.StringVar(&o.ListenTLS, "listen-tls", "0.0.0.0:9443",
+		"address of the HTTPS proxy listener, serving the certificates of the SSL objects by SNI; empty disables it")
 	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9180",
 		"address of the Admin API and /metrics; a non-loopback address requires -admin-key")
 	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory of the embedded configuration store")

@@ -1,7 +1,7 @@
 // Command gateway is an API gateway that speaks APISIX's Admin API and
 // balances HTTP traffic over upstream nodes.
 //
-//	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
 //	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
 //	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
 //	gateway validate FILE            check FILE without starting; exit status 1 on any problem
@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -105,6 +106,16 @@ func serve(o *options) error {
 	}
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
+	var tlsSrv *fasthttp.Server
+	var tln net.Listener
+	if o.ListenTLS != "" {
+		tln, err = net.Listen("tcp", o.ListenTLS)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", o.ListenTLS, err)
+		}
+		tlsSrv = core.NewServer(proxy.Handler)
+		go serveOn(tlsSrv, core.NewTLSListener(tln, proxy.TLSConfig()), "HTTPS proxy")
+	}
 
 	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil}
 	aln, err := net.Listen("tcp", o.AdminListen)
@@ -123,6 +134,9 @@ func serve(o *options) error {
 	go serveOn(asrv, aln, "admin")
 
 	log.Printf("gateway: proxy listening on http://%s", shownAddr(o.Listen, ln))
+	if tln != nil {
+		log.Printf("gateway: HTTPS proxy listening on https://%s (certificates: the SSL objects, by SNI)", shownAddr(o.ListenTLS, tln))
+	}
 	log.Printf("gateway: Admin API listening on http://%s/apisix/admin (metrics on /metrics)", shownAddr(o.AdminListen, aln))
 	if watcher != nil {
 		log.Printf("gateway: standalone mode: serving %s, watched for changes; the Admin API is read-only", o.Standalone)
@@ -135,9 +149,20 @@ func serve(o *options) error {
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
 	_ = asrv.ShutdownWithContext(dctx)
+	var drained sync.WaitGroup
+	if tlsSrv != nil {
+		drained.Add(1)
+		go func() {
+			defer drained.Done()
+			if err := tlsSrv.ShutdownWithContext(dctx); err != nil {
+				log.Printf("gateway: HTTPS drain ended by timeout: %v", err)
+			}
+		}()
+	}
 	if err := srv.ShutdownWithContext(dctx); err != nil {
 		log.Printf("gateway: drain ended by timeout: %v", err)
 	}
+	drained.Wait()
 	log.Printf("gateway: stopped")
 	return nil
 }
