@@ -42,7 +42,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *
 	for fresh := false; ; fresh = true {
 		c, err := ref.pool.Acquire(now.UnixNano(), to.Connect, fresh)
 		if err != nil {
-			b.picker.Done(n, &st.lbreq, 0, true)
+			b.picker.Done(n, 0, true)
 			p.logf("upstream %s node %s: %v", b.Key, n.Addr, err)
 			var de *pool.DialError
 			if errors.As(err, &de) && de.Timeout {
@@ -93,7 +93,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	if err != nil {
 		ref.pool.Release(c, false, 0)
 		if errors.Is(err, errClientBody) {
-			b.picker.Done(n, &st.lbreq, 0, false)
+			b.picker.Done(n, 0, false)
 			return outcome{status: fasthttp.StatusBadRequest, sent: true}, false
 		}
 		if c.Reused && body.replayable {
@@ -101,7 +101,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			// acted on a request it did not fully receive.
 			return outcome{}, true
 		}
-		b.picker.Done(n, &st.lbreq, 0, true)
+		b.picker.Done(n, 0, true)
 		p.logf("upstream %s node %s: cannot send request: %v", b.Key, n.Addr, err)
 		return outcome{status: statusFor(err), sent: true}, false
 	}
@@ -116,7 +116,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			// keep-alive race. Replaying is safe for an idempotent request.
 			return outcome{}, true
 		}
-		b.picker.Done(n, &st.lbreq, time.Since(now), true)
+		b.picker.Done(n, time.Since(now), true)
 		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, err)
 		return outcome{status: statusFor(err), sent: true}, false
 	}
@@ -125,21 +125,21 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 
 	if ctx.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
-		b.picker.Done(n, &st.lbreq, time.Since(now), false)
+		b.picker.Done(n, time.Since(now), false)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	cl := resp.Header.ContentLength()
 	if cl >= 0 && cl <= maxBufferedResponse {
 		if err = resp.ReadBody(c.BR, 0); err != nil {
 			ref.pool.Release(c, false, 0)
-			b.picker.Done(n, &st.lbreq, time.Since(now), true)
+			b.picker.Done(n, time.Since(now), true)
 			p.logf("upstream %s node %s: cannot read response body: %v", b.Key, n.Addr, err)
 			resp.Reset()
 			return outcome{status: statusFor(err), sent: true}, false
 		}
 		end := time.Now()
 		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, end.UnixNano())
-		b.picker.Done(n, &st.lbreq, end.Sub(now), false)
+		b.picker.Done(n, end.Sub(now), false)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	s := acquireBodyStream()

@@ -210,7 +210,7 @@ func (s *bodyStream) CloseWithError(werr error) error {
 			s.p.logf("upstream %s node %s: response body aborted: %v", s.b.Key, s.n.Addr, s.err)
 		}
 	}
-	s.b.picker.Done(s.n, nil, end.Sub(s.start), s.err != nil)
+	s.b.picker.Done(s.n, end.Sub(s.start), s.err != nil)
 	*s = bodyStream{}
 	bodyStreamPool.Put(s)
 	return nil
