@@ -84,6 +84,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	if len(b.Nodes) == 0 {
 		return writeError(ctx, fasthttp.StatusServiceUnavailable, nil)
 	}
+	if b.hashKey != nil {
+		// Before prepareRequest: the key reads the client's own headers.
+		st.lbreq.Hash = b.hashKey.sum(ctx, st.buf[:0])
+	}
 	body, ok := p.prepareRequest(ctx, st)
 	if !ok {
 		return writeError(ctx, fasthttp.StatusBadRequest, nil)
