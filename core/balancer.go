@@ -36,6 +36,8 @@ type Balancer struct {
 	// retries is the number of retries after the first try.
 	retries      int
 	retryTimeout time.Duration
+	// retryOn is the set of retry_on_statuses, bit s-500 for status s.
+	retryOn      [2]uint64
 	timeout      Timeout
 	passHost     uint8
 	upstreamHost []byte
@@ -123,6 +125,11 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 	if typ == "chash" {
 		b.hashKey = compileHashKey(u.HashOn, u.Key)
 	}
+	for _, s := range u.RetryOnStatuses {
+		if s >= 500 && s <= 599 {
+			b.retryOn[(s-500)/64] |= 1 << ((s - 500) % 64)
+		}
+	}
 	return b
 }
 
@@ -137,6 +144,32 @@ func buildPicker(u *Upstream, nodes []*lb.Node, newPicker NewPickerFunc) lb.Pick
 		return lb.NewPriority(nodes, func(group []*lb.Node) lb.Picker { return newPicker(u, group) })
 	}
 	return newPicker(u, nodes)
+}
+
+// pick chooses the node of the next try, or nil when none is left.
+func (b *Balancer) pick(r *lb.Request) *lb.Node {
+	// Fast path.
+	if n := b.picker.Pick(r); n != nil {
+		return n
+	}
+	// Slow path: nothing usable. When every node is down, APISIX uses all
+	// of them ("all upstream nodes is unhealthy, use default").
+	if r.IgnoreDown {
+		return nil
+	}
+	for _, n := range b.Nodes {
+		if !n.State.Down() {
+			return nil
+		}
+	}
+	r.IgnoreDown = true
+	return b.picker.Pick(r)
+}
+
+// retryStatus reports whether an upstream status is in retry_on_statuses.
+func (b *Balancer) retryStatus(status int) bool {
+	s := status - 500
+	return s >= 0 && s < 100 && b.retryOn[s/64]&(1<<(s%64)) != 0
 }
 
 // nodeHostHeader returns the Host that pass_host=node sends for n.

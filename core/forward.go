@@ -32,13 +32,12 @@ type outcome struct {
 // errClientBody marks a failure to read the client's request body.
 var errClientBody = errors.New("core: cannot read the client's request body")
 
-// forward runs one try of the request on node n. A try on a pooled
-// connection that the upstream had closed is repeated once on a freshly
-// dialed connection to the same node, when that cannot replay a request the
-// upstream acted on.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *lb.Node, to Timeout, body *reqBody) outcome {
+// forward runs one try of the request on node n, starting at now. A try on
+// a pooled connection that the upstream had closed is repeated once on a
+// freshly dialed connection to the same node, when that cannot replay a
+// request the upstream acted on.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *lb.Node, to Timeout, body *reqBody, now time.Time) outcome {
 	ref := &b.refs[n.Index]
-	now := time.Now()
 	for fresh := false; ; fresh = true {
 		c, err := ref.pool.Acquire(now.UnixNano(), to.Connect, fresh)
 		if err != nil {
@@ -123,9 +122,12 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	status := resp.StatusCode()
 	upstreamClose := cleanResponseHeader(&resp.Header)
 
+	// A status the upstream is retried on counts as a failed try for the
+	// picker: a node that answers 503 quickly must not look fast.
+	failed := b.retryStatus(status)
 	if ctx.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
-		b.picker.Done(n, time.Since(now), false)
+		b.picker.Done(n, time.Since(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	cl := resp.Header.ContentLength()
@@ -139,11 +141,13 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		}
 		end := time.Now()
 		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, end.UnixNano())
-		b.picker.Done(n, end.Sub(now), false)
+		b.picker.Done(n, end.Sub(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
+	// A streamed body's pace is the client's: the picker gets the latency
+	// of the response header.
 	s := acquireBodyStream()
-	s.init(p, b, n, ref.pool, c, cl, upstreamClose, to.Read, now)
+	s.init(p, b, n, ref.pool, c, cl, upstreamClose, to.Read, time.Since(now), failed)
 	if cl < 0 {
 		cl = -1
 	}
