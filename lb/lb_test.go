@@ -142,4 +142,3 @@ func TestRoundRobinSkipsTriedAndDown(t *testing.T) {
 		t.Fatalf("IgnoreDown: node 0 got %d of 7 picks, want 5", got)
 	}
 }
-
