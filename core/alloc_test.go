@@ -68,7 +68,35 @@ func rawOriginTLS(t testing.TB, response string, cfg *tls.Config) int {
 
 func TestHandlerAllocations(t *testing.T) {
 	port := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
-	checkHandlerAllocations(t, upstreamOf(port, port), 0)
+	port2 := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
+	busy := rawOrigin(t, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+	for _, tc := range []struct {
+		name string
+		edit func(u *Upstream)
+	}{
+		{"roundrobin", func(u *Upstream) {}},
+		{"chash header", func(u *Upstream) { u.Type, u.HashOn, u.Key = "chash", "header", "X-User" }},
+		{"chash missing header", func(u *Upstream) { u.Type, u.HashOn, u.Key = "chash", "header", "X-Absent" }},
+		{"chash cookie", func(u *Upstream) { u.Type, u.HashOn, u.Key = "chash", "cookie", "sid" }},
+		{"chash vars_combinations", func(u *Upstream) {
+			u.Type, u.HashOn, u.Key = "chash", "vars_combinations", "$http_x_user-$arg_a-$remote_addr"
+		}},
+		{"least_conn", func(u *Upstream) { u.Type = "least_conn" }},
+		{"ewma", func(u *Upstream) { u.Type = "ewma" }},
+		{"priority", func(u *Upstream) { u.Nodes[1].Priority = -1 }},
+		{"retry_on_statuses", func(u *Upstream) { u.RetryOnStatuses = []int{502, 503} }},
+		{"retry_on_statuses retried", func(u *Upstream) {
+			// Every other request meets the 503 node first and is retried.
+			u.Nodes[1].Port = busy
+			u.RetryOnStatuses = []int{503}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := upstreamOf(port, port2)
+			tc.edit(u)
+			checkHandlerAllocations(t, u, 0)
+		})
+	}
 }
 
 // TestHandlerAllocationsHTTPS: the same over TLS to the upstream, with
@@ -108,6 +136,8 @@ func checkHandlerAllocations(t *testing.T, u *Upstream, allowed float64) {
 		ctx.Request.SetRequestURI("/hello?a=1")
 		ctx.Request.Header.SetHost("example.com")
 		ctx.Request.Header.Set("X-Forwarded-For", "1.1.1.1")
+		ctx.Request.Header.Set("X-User", "alice")
+		ctx.Request.Header.Set("Cookie", "theme=dark; sid=s3cr3t")
 		ctx.Init2(nil, nil, false)
 		ctx.SetRemoteAddr(remote)
 		p.Handler(&ctx)

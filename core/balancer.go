@@ -30,10 +30,14 @@ type Balancer struct {
 	Nodes  []*lb.Node
 	refs   []nodeRef
 	picker lb.Picker
+	// hashKey extracts the chash key; nil for other types.
+	hashKey *hashKey
 
 	// retries is the number of retries after the first try.
 	retries      int
 	retryTimeout time.Duration
+	// retryOn is the set of retry_on_statuses, bit s-500 for status s.
+	retryOn      [2]uint64
 	timeout      Timeout
 	passHost     uint8
 	upstreamHost []byte
@@ -57,12 +61,20 @@ type nodeRef struct {
 	hostHeader []byte
 }
 
-// NewPickerFunc builds the picker of an upstream type over its nodes.
+// NewPickerFunc builds the picker of an upstream type over its nodes: all
+// of them, or one priority group (buildBalancer adds the priority layer and
+// the single-node rule around it).
 type NewPickerFunc func(u *Upstream, nodes []*lb.Node) lb.Picker
 
-// pickers maps an upstream type to its picker constructor.
+// pickers maps an upstream type to its picker constructor. Other dialects'
+// names for the same algorithms (Kong's round-robin, consistent-hashing,
+// least-connections, latency) map onto these types when they are
+// validated into the model.
 var pickers = map[string]NewPickerFunc{
 	"roundrobin": func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewRoundRobin(nodes) },
+	"chash":      func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewCHash(nodes) },
+	"least_conn": func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewLeastConn(nodes) },
+	"ewma":       func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewEWMA(nodes) },
 }
 
 // RegisterPicker makes a balancer type available to the compiler. It must
@@ -120,8 +132,55 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		// Validation refuses unsupported types; reaching here is a bug.
 		panic("BUG: core: no picker registered for upstream type " + typ)
 	}
-	b.picker = newPicker(u, b.Nodes)
+	b.picker = buildPicker(u, b.Nodes, newPicker)
+	if typ == "chash" {
+		b.hashKey = compileHashKey(u.HashOn, u.Key)
+	}
+	for _, s := range u.RetryOnStatuses {
+		if s >= 500 && s <= 599 {
+			b.retryOn[(s-500)/64] |= 1 << ((s - 500) % 64)
+		}
+	}
 	return b
+}
+
+// buildPicker builds the picker of an upstream: the type's own picker,
+// one per priority group when the nodes have several priorities, and for
+// a single node APISIX's rule that it is always used (lb.Single).
+func buildPicker(u *Upstream, nodes []*lb.Node, newPicker NewPickerFunc) lb.Picker {
+	switch {
+	case len(nodes) == 1:
+		return lb.NewSingle(newPicker(u, nodes), nodes[0])
+	case lb.Priorities(nodes) > 1:
+		return lb.NewPriority(nodes, func(group []*lb.Node) lb.Picker { return newPicker(u, group) })
+	}
+	return newPicker(u, nodes)
+}
+
+// pick chooses the node of the next try, or nil when none is left.
+func (b *Balancer) pick(r *lb.Request) *lb.Node {
+	// Fast path.
+	if n := b.picker.Pick(r); n != nil {
+		return n
+	}
+	// Slow path: nothing usable. When every node is down, APISIX uses all
+	// of them ("all upstream nodes is unhealthy, use default").
+	if r.IgnoreDown {
+		return nil
+	}
+	for _, n := range b.Nodes {
+		if !n.State.Down() {
+			return nil
+		}
+	}
+	r.IgnoreDown = true
+	return b.picker.Pick(r)
+}
+
+// retryStatus reports whether an upstream status is in retry_on_statuses.
+func (b *Balancer) retryStatus(status int) bool {
+	s := status - 500
+	return s >= 0 && s < 100 && b.retryOn[s/64]&(1<<(s%64)) != 0
 }
 
 // nodeHostHeader returns the Host that pass_host=node sends for n.

@@ -76,6 +76,19 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 
 // serve forwards the request to e's upstream with retries and returns the
 // status sent to the client.
+//
+// Retry policy (APISIX's, which is nginx's proxy_next_upstream "error
+// timeout"): up to `retries` retries (default: nodes − 1), none started
+// after `retry_timeout` from the first try; a node is never tried twice for
+// one request unless it is the upstream's only node. A try that failed
+// before a response arrived (connect error, timeout, reset) is retried,
+// unless the request reached the upstream and cannot be replayed (a
+// non-idempotent method, or a body already streamed). An upstream's 5xx
+// passes through un-retried, unless its status is in retry_on_statuses
+// and the request is idempotent and replayable: that response is then
+// kept aside and discarded when another node is picked, or sent as the
+// answer when none is left. A final 5xx carries X-APISIX-Upstream-Status
+// with the status of every try.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int {
 	b, timeout, failStatus := e.Upstream, e.Timeout, e.FailStatus
 	if e.split != nil {
@@ -91,6 +104,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	if len(b.Nodes) == 0 {
 		return writeError(ctx, fasthttp.StatusServiceUnavailable, nil)
 	}
+	// Kong's cookie hashing gives a client without the cookie a fresh one
+	// first, so that this request already hashes on it.
+	issued := b.hashCookie != nil && b.hashCookie.ensure(ctx, st)
+	if b.hashKey != nil {
+		// Before prepareRequest: the key reads the client's own headers.
+		st.lbreq.Hash = b.hashKey.sum(ctx, st.buf[:0])
+	}
 	body, ok := p.prepareRequest(ctx, st)
 	if !ok {
 		return writeError(ctx, fasthttp.StatusBadRequest, nil)
@@ -98,7 +118,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	if e.rewrite != nil {
 		e.rewrite.rewriteTarget(ctx, st)
 	}
-	issued := b.hashCookie != nil && b.hashCookie.ensure(ctx, st)
 	idempotent := isIdempotent(ctx.Method())
 	start := ctx.Time()
 	var deadline time.Time
@@ -107,41 +126,64 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	}
 	st.statuses = st.statuses[:0]
 	last := fasthttp.StatusBadGateway
+	// kept is the status of the response ctx.Response holds when that
+	// status is in retry_on_statuses: the answer unless a later try
+	// replaces it. 0 when there is none.
+	kept := 0
 	for try := 0; try <= b.retries; try++ {
 		if try > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			// APISIX: no new try starts after retry_timeout.
+			// APISIX: no new try starts after retry_timeout; 502.
 			last = fasthttp.StatusBadGateway
 			break
 		}
-		n := b.picker.Pick(&st.lbreq)
+		// One clock reading per try, shared by the picker and the try.
+		now := time.Now()
+		st.lbreq.Now = now
+		n := b.pick(&st.lbreq)
 		if n == nil {
-			// Every node tried (or none usable): nginx's "no live upstreams".
-			if try == 0 {
-				last = fasthttp.StatusBadGateway
-			}
+			// Every node tried (or none usable): APISIX's "all upstream
+			// servers tried", 502.
+			last = fasthttp.StatusBadGateway
 			break
 		}
+		if kept != 0 {
+			// Discard the kept response: a buffered body was read whole
+			// (its connection is back in the pool); a streamed one closes
+			// its connection.
+			ctx.Response.Reset()
+			kept = 0
+		}
 		st.lbreq.Tried.Add(n.Index)
-		out := p.forward(ctx, st, b, n, timeout, &body)
+		out := p.forward(ctx, st, b, n, timeout, &body, now)
+		st.statuses = appendStatus(st.statuses, out.status)
+		last = out.status
 		if out.done {
+			if idempotent && body.replayable && b.retryStatus(out.status) {
+				kept = out.status
+				continue
+			}
 			if issued {
 				ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
 			}
 			if out.status >= 500 {
 				// As APISIX: a 5xx carries the status of every try.
-				st.statuses = appendStatus(st.statuses, out.status)
 				ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
 			}
 			return out.status
 		}
-		st.statuses = appendStatus(st.statuses, out.status)
-		last = out.status
 		// A try that failed before anything was sent may always be
 		// retried; one that reached the upstream only when replaying it is
 		// safe (idempotent method, body still in memory).
 		if out.sent && !(idempotent && body.replayable) {
 			break
 		}
+	}
+	if kept != 0 {
+		if issued {
+			ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
+		}
+		ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
+		return kept
 	}
 	return writeError(ctx, last, st.statuses)
 }

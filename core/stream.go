@@ -32,7 +32,10 @@ type bodyStream struct {
 
 	upstreamClose bool
 	readTimeout   time.Duration
-	start         time.Time
+	// rtt is the response header's latency, reported to the picker; failed
+	// marks a status the picker counts as a failure.
+	rtt    time.Duration
+	failed bool
 }
 
 var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
@@ -40,9 +43,9 @@ var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
 func acquireBodyStream() *bodyStream { return bodyStreamPool.Get().(*bodyStream) }
 
 func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, c *pool.Conn, cl int,
-	upstreamClose bool, readTimeout time.Duration, start time.Time) {
+	upstreamClose bool, readTimeout, rtt time.Duration, failed bool) {
 	*s = bodyStream{p: p, b: b, n: n, c: c, br: c.BR, remaining: int64(cl),
-		upstreamClose: upstreamClose, readTimeout: readTimeout, start: start}
+		upstreamClose: upstreamClose, readTimeout: readTimeout, rtt: rtt, failed: failed}
 }
 
 var (
@@ -209,7 +212,7 @@ func (s *bodyStream) CloseWithError(werr error) error {
 			s.p.logf("upstream %s node %s: response body aborted: %v", s.b.Key, s.n.Addr, s.err)
 		}
 	}
-	s.b.picker.Done(s.n, nil, end.Sub(s.start), s.err != nil)
+	s.b.picker.Done(s.n, s.rtt, s.failed || s.err != nil)
 	*s = bodyStream{}
 	bodyStreamPool.Put(s)
 	return nil
