@@ -3,6 +3,7 @@ package core
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeway/gateway/lb"
@@ -38,6 +39,11 @@ type Balancer struct {
 	passHost     uint8
 	upstreamHost []byte
 	https        bool
+	// health receives try outcomes when the upstream has checks (see
+	// health.go); nil otherwise.
+	health PassiveHealth
+	// allDownHint is set while every node is down (fail-open, see pick).
+	allDownHint atomic.Bool
 }
 
 type nodeRef struct {
@@ -110,6 +116,7 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		panic("BUG: core: no picker registered for upstream type " + typ)
 	}
 	b.picker = newPicker(u, b.Nodes)
+	b.attachHealth(rt)
 	return b
 }
 

@@ -96,13 +96,19 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	}
 	st.statuses = st.statuses[:0]
 	last := fasthttp.StatusBadGateway
+	var tried *lb.Node // the node of the latest try
+	var out outcome
 	for try := 0; try <= b.retries; try++ {
-		if try > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			// APISIX: no new try starts after retry_timeout.
-			last = fasthttp.StatusBadGateway
-			break
+		if try > 0 {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				// APISIX: no new try starts after retry_timeout.
+				last = fasthttp.StatusBadGateway
+				break
+			}
+			// Passive health checks count the failed try before the retry.
+			b.reportRetry(tried, out)
 		}
-		n := b.picker.Pick(&st.lbreq)
+		n := b.pick(&st.lbreq)
 		if n == nil {
 			// Every node tried (or none usable): nginx's "no live upstreams".
 			if try == 0 {
@@ -110,14 +116,16 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			}
 			break
 		}
+		tried = n
 		st.lbreq.Tried.Add(n.Index)
-		out := p.forward(ctx, st, b, n, e.Timeout, &body)
+		out = p.forward(ctx, st, b, n, e.Timeout, &body)
 		if out.done {
 			if out.status >= 500 {
 				// As APISIX: a 5xx carries the status of every try.
 				st.statuses = appendStatus(st.statuses, out.status)
 				ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
 			}
+			b.reportFinal(n, out.status)
 			return out.status
 		}
 		st.statuses = appendStatus(st.statuses, out.status)
@@ -129,7 +137,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			break
 		}
 	}
-	return writeError(ctx, last, st.statuses)
+	status := writeError(ctx, last, st.statuses)
+	b.reportFinal(tried, status)
+	return status
 }
 
 // isIdempotent reports whether a method may be replayed after it was sent

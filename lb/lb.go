@@ -58,12 +58,17 @@ type Request struct {
 	Hash uint64
 	// Tried holds the nodes already tried for this request.
 	Tried Tried
+	// IgnoreDown makes pickers treat nodes marked down as usable. The
+	// proxy sets it when every node of the upstream is down, so that the
+	// request is still sent to them (APISIX's fail-open); see usable.
+	IgnoreDown bool
 }
 
 // Reset clears the request for reuse.
 func (r *Request) Reset() {
 	r.Hash = 0
 	r.Tried.Reset()
+	r.IgnoreDown = false
 }
 
 // Picker chooses a node for each try of a request.
@@ -91,7 +96,9 @@ func release(n *Node) {
 	}
 }
 
-// usable reports whether n may be picked for r: weighted, up, not tried.
+// usable reports whether n may be picked for r: weighted, up (or the
+// request ignores health, r.IgnoreDown), not tried. Every picker filters
+// through it, so that the proxy's fail-open retry works with any picker.
 func usable(n *Node, r *Request) bool {
-	return n.Weight > 0 && !n.State.down.Load() && !r.Tried.Has(n.Index)
+	return n.Weight > 0 && (r.IgnoreDown || !n.State.down.Load()) && !r.Tried.Has(n.Index)
 }
