@@ -54,7 +54,7 @@ type Manager struct {
 
 	// probes counts active probe outcomes by Kind, then ignored statuses.
 	probes [5]atomic.Uint64
-	// changes counts logged state changes.
+	// changes counts state changes.
 	changes atomic.Uint64
 }
 
@@ -269,9 +269,15 @@ func (m *Manager) notify() {
 	}
 }
 
-// eventLoop logs state changes. It looks at every target after a wake-up,
-// so changes that happen between two runs are each logged once, from the
-// state last logged to the current one.
+// eventLoopSpacing is the least time between two runs of the event loop:
+// a flapping node costs at most one log line per run.
+const eventLoopSpacing = 100 * time.Millisecond
+
+// eventLoop logs state changes. After a wake-up it looks at every target
+// and logs, once, each whose state differs from the state it last logged,
+// with the number of changes in between (a node flapping faster than the
+// loop runs is not logged once per flip; gateway_health_state_changes_total
+// counts every flip).
 func (m *Manager) eventLoop() {
 	defer close(m.eventsDone)
 	for {
@@ -283,13 +289,18 @@ func (m *Manager) eventLoop() {
 		m.pending.Store(false)
 		for _, t := range m.allTargets() {
 			st, c := t.snapshot()
-			if st == t.logged || t.detached() {
+			flips := t.flips.Swap(0)
+			if st == t.logged && flips == 0 || t.detached() {
 				continue
 			}
-			m.changes.Add(1)
-			m.logf("health: %s node %s: %s -> %s (success=%d http_failure=%d tcp_failure=%d timeout_failure=%d)",
-				t.Upstream, t.addr, t.logged, st, c.Success, c.HTTPFailure, c.TCPFailure, c.TimeoutFailure)
+			m.logf("health: %s node %s: %s -> %s (success=%d http_failure=%d tcp_failure=%d timeout_failure=%d, %d changes)",
+				t.Upstream, t.addr, t.logged, st, c.Success, c.HTTPFailure, c.TCPFailure, c.TimeoutFailure, flips)
 			t.logged = st
+		}
+		select {
+		case <-time.After(eventLoopSpacing):
+		case <-m.ctx.Done():
+			return
 		}
 	}
 }

@@ -59,6 +59,9 @@ func Probe(ctx context.Context, s *ProbeSpec) ProbeResult {
 		return ProbeResult{Err: err}
 	}
 	defer c.Close()
+	// Give up at once when ctx ends (the manager is closing).
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if s.Type == "tcp" {
 		return ProbeResult{}
 	}

@@ -46,6 +46,8 @@ type Target struct {
 	due time.Time
 	// logged is the state last logged; owned by the manager's event loop.
 	logged State
+	// flips counts state changes not yet logged.
+	flips atomic.Uint32
 }
 
 func targetKey(upstream, ip string, port int, hostname string) string {
@@ -86,6 +88,8 @@ func (t *Target) report(k Kind, limit int) {
 			t.publish()
 		}
 		if from != to && t.m != nil {
+			t.flips.Add(1)
+			t.m.changes.Add(1)
 			t.m.notify()
 		}
 		return
