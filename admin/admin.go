@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
@@ -47,6 +48,8 @@ type API struct {
 	WriteTimeout time.Duration
 	// Logf logs; nil uses the standard logger.
 	Logf func(format string, args ...any)
+	// Health, when set, adds the node health gauges to /metrics.
+	Health *health.Manager
 
 	// AuthFailures counts requests refused for a missing or wrong key.
 	AuthFailures atomic.Uint64

@@ -70,6 +70,9 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	metrics.WriteCounterUint64(&w, "gateway_config_compiles_total", m.Compiles.Load())
 	metrics.WriteCounterUint64(&w, "gateway_config_invalid_values_total", m.InvalidValues.Load())
 	metrics.WriteCounterUint64(&w, "gateway_admin_auth_failures_total", a.AuthFailures.Load())
+	if a.Health != nil {
+		a.Health.WritePrometheus(&w)
+	}
 
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.SetBody(w.Bytes())

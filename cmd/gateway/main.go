@@ -1,7 +1,8 @@
 // Command gateway is an API gateway that speaks APISIX's Admin API and
 // balances HTTP traffic over upstream nodes.
 //
-//	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway -listen 0.0.0.0:9080 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY]
+//	        [-control-listen 127.0.0.1:9090] [-c config.yaml]
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
@@ -58,7 +60,12 @@ func serve(o *options) error {
 	defer rt.Close()
 	proxy := core.NewProxy()
 	proxy.Logf = log.Printf
-	mgr := &core.Manager{Store: st, Runtime: rt, Proxy: proxy, Logf: log.Printf}
+	// Health checkers follow every published snapshot; the compiler
+	// attaches passive checks to each upstream that has checks.
+	hm := health.NewManager(health.Options{Logf: log.Printf})
+	defer hm.Close()
+	rt.Health = hm
+	mgr := &core.Manager{Store: st, Runtime: rt, Proxy: proxy, Logf: log.Printf, OnPublish: hm.Sync}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -68,6 +75,19 @@ func serve(o *options) error {
 		return fmt.Errorf("cannot load the configuration: %w", err)
 	}
 
+	var csrv *fasthttp.Server
+	if o.ControlListen != "" {
+		cln, err := net.Listen("tcp", o.ControlListen)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", o.ControlListen, err)
+		}
+		ctl := &admin.Control{Manager: mgr, Health: hm}
+		csrv = &fasthttp.Server{Handler: ctl.Handler(), Name: "edgeway", ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		go serveOn(csrv, cln, "control")
+		log.Printf("gateway: control API listening on http://%s/v1/healthcheck", shownAddr(o.ControlListen, cln))
+	}
+
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
@@ -75,7 +95,7 @@ func serve(o *options) error {
 	srv := core.NewServer(proxy.Handler)
 	go serveOn(srv, ln, "proxy")
 
-	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf}
+	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, Health: hm}
 	aln, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.AdminListen, err)
@@ -102,6 +122,9 @@ func serve(o *options) error {
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
 	_ = asrv.ShutdownWithContext(dctx)
+	if csrv != nil {
+		_ = csrv.ShutdownWithContext(dctx)
+	}
 	if err := srv.ShutdownWithContext(dctx); err != nil {
 		log.Printf("gateway: drain ended by timeout: %v", err)
 	}
