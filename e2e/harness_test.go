@@ -50,6 +50,7 @@ type gateway struct {
 	dataDir  string
 	proxy    string // host:port
 	admin    string // host:port
+	control  string // host:port of the control API
 	key      string
 	args     []string
 	logMu    sync.Mutex
@@ -79,8 +80,12 @@ func startGateway(t *testing.T, dataDir string, extra ...string) *gateway {
 	g := &gateway{t: t, dataDir: dataDir,
 		proxy: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		// Every gateway gets its own control port: the default 9090 would
+		// collide between gateways running side by side.
+		control: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
-	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-data-dir", dataDir}, extra...)
+	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-control-listen", g.control,
+		"-data-dir", dataDir}, extra...)
 	for i, a := range extra {
 		if a == "-admin-key" && i+1 < len(extra) {
 			g.key = extra[i+1]
