@@ -30,6 +30,8 @@ type activeConfig struct {
 	healthy           statusSet
 	unhealthy         statusSet
 	limits            Thresholds
+	// keepAlive keeps http and https probe connections between probes.
+	keepAlive bool
 }
 
 func newActiveConfig(u *core.Upstream) *activeConfig {
@@ -111,8 +113,12 @@ func (c *activeConfig) spec(t *Target) ProbeSpec {
 	default:
 		host = t.IP
 	}
-	return ProbeSpec{Type: c.typ, Addr: t.addr, Path: c.path, Host: host, Headers: c.headers,
+	spec := ProbeSpec{Type: c.typ, Addr: t.addr, Path: c.path, Host: host, Headers: c.headers,
 		Timeout: c.timeout, VerifyCertificate: c.verify}
+	if c.keepAlive && c.typ != "tcp" {
+		spec.Conns = &t.conns
+	}
+	return spec
 }
 
 // checker is one upstream's health checker, APISIX's
@@ -146,6 +152,9 @@ type checker struct {
 	// starved is set when a due probe waited for a slot; the next probe to
 	// finish then wakes the scheduler.
 	starved atomic.Bool
+	// rescan asks the scheduler to look at every target again (new
+	// configuration, or a target whose interval changed).
+	rescan atomic.Bool
 }
 
 func newChecker(m *Manager, key string) *checker {
@@ -163,6 +172,12 @@ func (c *checker) set(u *core.Upstream, cfg *activeConfig, targets []*Target) {
 	c.mu.Lock()
 	c.conf, c.typ, c.cfg, c.targets = u, typ, cfg, targets
 	c.mu.Unlock()
+	if cfg == nil || !cfg.keepAlive {
+		for _, t := range targets {
+			t.conns.Drop()
+		}
+	}
+	c.rescan.Store(true)
 	c.signal()
 }
 
@@ -195,13 +210,32 @@ func (c *checker) start() {
 
 func (c *checker) started() bool { return c.running.Load() }
 
-// run is the scheduler goroutine.
+// run is the scheduler goroutine. It scans the targets when the earliest
+// due time comes (or when the configuration or a target's interval
+// changed) and queues those that are due; it starts queued probes whenever
+// a slot is free. Waking up for a free slot costs no scan, so a checker of
+// many targets on few slots does O(targets) work per interval, not per
+// probe.
 func (c *checker) run() {
 	defer close(c.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var scanAt time.Time // zero: scan at once
+	var queue []*Target
 	for {
-		next := c.dispatch(time.Now())
+		c.mu.Lock()
+		cfg, targets := c.cfg, c.targets
+		c.mu.Unlock()
+		now := time.Now()
+		if c.rescan.Swap(false) || !now.Before(scanAt) {
+			queue, scanAt = scan(now, cfg, targets, queue[:0])
+		}
+		var retry bool
+		queue, retry = c.drain(now, cfg, queue)
+		next := scanAt
+		if r := now.Add(retrySubmit); retry && r.Before(next) {
+			next = r
+		}
 		timer.Reset(time.Until(next))
 		select {
 		case <-c.quit:
@@ -215,15 +249,12 @@ func (c *checker) run() {
 // retrySubmit is how soon a probe refused by a full pool is tried again.
 const retrySubmit = 10 * time.Millisecond
 
-// dispatch starts the probes that are due and returns when it next has
-// something to do.
-func (c *checker) dispatch(now time.Time) time.Time {
-	c.mu.Lock()
-	cfg, targets := c.cfg, c.targets
-	c.mu.Unlock()
+// scan appends the targets that are due to queue and returns when the
+// next one will be.
+func scan(now time.Time, cfg *activeConfig, targets []*Target, queue []*Target) ([]*Target, time.Time) {
 	next := now.Add(time.Hour)
 	if cfg == nil {
-		return next
+		return queue, next
 	}
 	earliest := func(t time.Time) {
 		if t.Before(next) {
@@ -240,24 +271,43 @@ func (c *checker) dispatch(now time.Time) time.Time {
 			continue
 		}
 		at := t.due.Add(iv)
-		if at.After(now) {
+		switch {
+		case at.After(now):
 			earliest(at)
-			continue
-		}
-		if t.probing.Load() {
-			// The previous probe still runs: skip this turn.
+		case t.probing.Load():
+			// The previous probe still runs (a hung node): skip this
+			// turn rather than queue behind it.
 			t.due = now
 			earliest(now.Add(iv))
-			continue
+		default:
+			queue = append(queue, t)
+			earliest(at.Add(iv))
 		}
+	}
+	return queue, next
+}
+
+// drain starts queued probes while the checker has free slots. retry
+// reports a probe the pool refused (it stays queued).
+func (c *checker) drain(now time.Time, cfg *activeConfig, queue []*Target) (rest []*Target, retry bool) {
+	for len(queue) > 0 {
 		if int(c.inflight.Load()) >= cfg.concurrency {
-			// Every slot is busy; a finishing probe wakes us.
+			// Every slot is busy: the next probe to finish wakes us. Look
+			// again after saying so, in case it finished in between.
 			c.starved.Store(true)
+			if int(c.inflight.Load()) >= cfg.concurrency {
+				return queue, false
+			}
+		}
+		t := queue[0]
+		iv := cfg.interval(t.State())
+		if iv <= 0 || t.probing.Load() || t.detached() {
+			queue = queue[1:]
 			continue
 		}
 		prev := t.due
-		t.due = at
-		if now.Sub(at) >= iv {
+		t.due = t.due.Add(iv)
+		if now.Sub(t.due) >= iv {
 			// More than a whole interval late (a stall, or a skipped
 			// turn): restart the rhythm from now rather than catch up.
 			t.due = now
@@ -268,12 +318,11 @@ func (c *checker) dispatch(now time.Time) time.Time {
 			t.probing.Store(false)
 			c.inflight.Add(-1)
 			t.due = prev
-			earliest(now.Add(retrySubmit))
-			continue
+			return queue, true
 		}
-		earliest(t.due.Add(iv))
+		queue = queue[1:]
 	}
-	return next
+	return queue, false
 }
 
 // probe runs on a pool worker.
@@ -287,7 +336,10 @@ func (c *checker) probe(t *Target, cfg *activeConfig) {
 		c.inflight.Add(-1)
 		// Wake the scheduler when the target's interval may have changed
 		// or a due probe waits for this slot.
-		if t.State().Up() != before.Up() || c.starved.Swap(false) {
+		if t.State().Up() != before.Up() {
+			c.rescan.Store(true)
+			c.signal()
+		} else if c.starved.Swap(false) {
 			c.signal()
 		}
 	}()

@@ -470,3 +470,30 @@ func TestPassiveReports(t *testing.T) {
 		}
 	})
 }
+
+// TestPassiveTripProbedOnUnhealthyInterval: a node tripped by passive
+// checks is probed on the unhealthy interval from then on, and comes back
+// through active probes.
+func TestPassiveTripProbedOnUnhealthyInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.publish(map[string]*core.Upstream{"1": upstream(t, `{"nodes":{"10.0.0.1:80":1},"checks":{
+			"active":{"healthy":{"interval":10,"successes":2},"unhealthy":{"interval":1}},
+			"passive":{"unhealthy":{"http_failures":1}}}}`)})
+		time.Sleep(12500 * time.Millisecond) // probed at 10
+		e.snap.Balancers[up1].Health().Final(0, 500)
+		if !e.down(up1, 0) {
+			t.Fatal("not tripped")
+		}
+		time.Sleep(3 * time.Second) // to 15.5
+		synctest.Wait()
+		// Overdue on the 1 s rhythm at the trip (12.5): probed at once,
+		// then every second; two successes bring it back at 13.5.
+		if got := e.s.seconds("10.0.0.1:80"); !eq(got, []int{10, 12, 13}) {
+			t.Fatalf("probed at %v; want the unhealthy rhythm right after the trip", got)
+		}
+		if e.down(up1, 0) {
+			t.Fatal("two successful probes did not bring the node back")
+		}
+	})
+}

@@ -23,6 +23,10 @@ type Options struct {
 	// checkers' `concurrency`, at least 16 and at most MaxWorkers
 	// (default 1024).
 	MaxWorkers int
+	// NoKeepAlive makes every http and https probe open its own
+	// connection and send `Connection: close`, as APISIX does. By default
+	// a target's connection is kept between probes (see ProbeSpec).
+	NoKeepAlive bool
 }
 
 // Manager runs the health checkers of every upstream that has checks.
@@ -101,6 +105,9 @@ func (m *Manager) Close() {
 	for _, c := range m.checkers {
 		c.stop()
 		cs = append(cs, c)
+	}
+	for _, t := range m.targets {
+		t.conns.Close()
 	}
 	m.mu.Unlock()
 	m.cancel()
@@ -209,6 +216,7 @@ func (m *Manager) Sync(s *core.Snapshot) {
 		var cfg *activeConfig
 		if b.Conf.Checks.Active != nil {
 			cfg = newActiveConfig(b.Conf)
+			cfg.keepAlive = !m.opts.NoKeepAlive
 		}
 		c.set(b.Conf, cfg, list)
 		if cfg != nil && !c.started() {
@@ -287,16 +295,28 @@ func (m *Manager) eventLoop() {
 			return
 		}
 		m.pending.Store(false)
+		changed := map[string]bool{}
 		for _, t := range m.allTargets() {
 			st, c := t.snapshot()
 			flips := t.flips.Swap(0)
 			if st == t.logged && flips == 0 || t.detached() {
 				continue
 			}
+			changed[t.Upstream] = true
 			m.logf("health: %s node %s: %s -> %s (success=%d http_failure=%d tcp_failure=%d timeout_failure=%d, %d changes)",
 				t.Upstream, t.addr, t.logged, st, c.Success, c.HTTPFailure, c.TCPFailure, c.TimeoutFailure, flips)
 			t.logged = st
 		}
+		// A state changed by passive reports may change the target's
+		// probe interval: its checker looks again.
+		m.mu.Lock()
+		for key := range changed {
+			if c := m.checkers[key]; c != nil {
+				c.rescan.Store(true)
+				c.signal()
+			}
+		}
+		m.mu.Unlock()
 		select {
 		case <-time.After(eventLoopSpacing):
 		case <-m.ctx.Done():

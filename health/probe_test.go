@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -134,5 +135,102 @@ func TestProbeGivesUpWithContext(t *testing.T) {
 	res := Probe(ctx, &ProbeSpec{Type: "http", Addr: hung, Path: "/", Host: "h", Timeout: 5 * time.Second})
 	if res.Err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("result %+v after %v", res, time.Since(start))
+	}
+}
+
+// TestProbeKeepAlive: with a ConnCache, probes of a target share one
+// connection; responses of any framing are read whole; a connection the
+// server closed while idle is replaced without a failure.
+func TestProbeKeepAlive(t *testing.T) {
+	var conns atomic.Int64
+	status := atomic.Int32{}
+	status.Store(200)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			w.WriteHeader(int(status.Load()))
+			w.Write([]byte("part one "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("part two"))
+		case "/close":
+			w.Header().Set("Connection", "close")
+		default:
+			w.WriteHeader(int(status.Load()))
+			fmt.Fprint(w, "body")
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var cache ConnCache
+	defer cache.Close()
+	probe := func(path string) ProbeResult {
+		t.Helper()
+		return Probe(context.Background(), &ProbeSpec{Type: "http", Addr: addr, Path: path, Host: "h", Timeout: time.Second, Conns: &cache})
+	}
+	for i, path := range []string{"/", "/chunked", "/", "/chunked", "/"} {
+		if i == 2 {
+			status.Store(503)
+		}
+		res := probe(path)
+		if res.Err != nil || res.Status != int(status.Load()) {
+			t.Fatalf("probe %d of %s: %+v", i, path, res)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("5 keep-alive probes used %d connections", n)
+	}
+	// The server drops idle connections: the next probe redials at once.
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	if res := probe("/"); res.Err != nil || res.Status != 503 {
+		t.Fatalf("after the server closed the idle connection: %+v", res)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after a redial", n)
+	}
+	// Connection: close is honoured.
+	if res := probe("/close"); res.Err != nil || res.Status != 200 {
+		t.Fatalf("/close: %+v", res)
+	}
+	probe("/")
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections after Connection: close", n)
+	}
+}
+
+func TestProbeKeepAliveGarbageAndHTTPS(t *testing.T) {
+	garbage, _ := rawServer(t, "SSH-2.0-OpenSSH\r\n")
+	var cache ConnCache
+	defer cache.Close()
+	res := Probe(context.Background(), &ProbeSpec{Type: "http", Addr: garbage, Path: "/", Host: "h", Timeout: time.Second, Conns: &cache})
+	if res.Err != nil || res.Status != 0 || cache.p.Load() != nil {
+		t.Fatalf("garbage: %+v, kept %v", res, cache.p.Load() != nil)
+	}
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	var tlsCache ConnCache
+	defer tlsCache.Close()
+	for i := 0; i < 3; i++ {
+		res := Probe(context.Background(), &ProbeSpec{Type: "https", Addr: addr, Path: "/", Host: "example.com", Timeout: time.Second, Conns: &tlsCache})
+		if res.Err != nil || res.Status != 200 {
+			t.Fatalf("https probe %d: %+v", i, res)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("3 https probes used %d connections", n)
 	}
 }

@@ -48,6 +48,8 @@ type Target struct {
 	logged State
 	// flips counts state changes not yet logged.
 	flips atomic.Uint32
+	// conns keeps the probe connection between probes.
+	conns ConnCache
 }
 
 func targetKey(upstream, ip string, port int, hostname string) string {
@@ -124,8 +126,10 @@ func (t *Target) publish() {
 
 func isDown(w uint64) bool { return w&detachedBit == 0 && !wordState(w).Up() }
 
-// detach marks the target as gone: later reports are ignored.
+// detach marks the target as gone: later reports are ignored and its
+// probe connection is closed.
 func (t *Target) detach() {
+	t.conns.Close()
 	for {
 		w := t.word.Load()
 		if w&detachedBit != 0 || t.word.CompareAndSwap(w, w|detachedBit) {
