@@ -31,6 +31,19 @@ func (g *gateway) controlGet(path, accept string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitLog waits up to 5 s for a line of the gateway's log to contain s
+// (the log is written asynchronously).
+func (g *gateway) waitLog(s string) {
+	g.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(g.logs(), s); {
+		if time.Now().After(deadline) {
+			g.t.Errorf("no log line %q in:\n%s", s, g.logs())
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // checkerJSON is one checker of /v1/healthcheck.
 type checkerJSON struct {
 	Name  string     `json:"name"`
@@ -161,9 +174,7 @@ func TestHealthActiveEjectsAndRestores(t *testing.T) {
 		}
 	}
 	t.Logf("interval 1 s, http_failures 2, successes 2: ejected after %v, restored after %v", ejections, recoveries)
-	if !strings.Contains(g.logs(), "health: /apisix/upstreams/1 node "+a.Addr+": mostly_unhealthy -> healthy") {
-		t.Errorf("no log line for the recovery:\n%s", g.logs())
-	}
+	g.waitLog("health: /apisix/upstreams/1 node " + a.Addr + ": mostly_unhealthy -> healthy")
 }
 
 // TestHealthClosedPortEjected: a node whose port is closed is ejected by a
@@ -406,9 +417,7 @@ func TestControlAPI(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if !strings.Contains(g.logs(), "health: /apisix/upstreams/1 node "+dead+": mostly_healthy -> unhealthy") {
-		t.Errorf("no log line for the ejection:\n%s", g.logs())
-	}
+	g.waitLog("health: /apisix/upstreams/1 node " + dead + ": mostly_healthy -> unhealthy")
 
 	// Removing the checks removes the checker.
 	g.mustDo("PUT", "/apisix/admin/upstreams/1", fmt.Sprintf(`{"nodes":{"%s":1,"127.0.0.2:%d":1}}`, live.Addr, deadPort), 200)
