@@ -15,6 +15,10 @@ import (
 // called only while compiling (and by metrics), never per request.
 type Runtime struct {
 	Pools *pool.Registry
+	// Health, when set, attaches passive health checks to every compiled
+	// upstream that has checks (package health sets it). Set it before
+	// the first Compile.
+	Health HealthAttacher
 
 	mu         sync.Mutex
 	nodes      map[string]*lb.NodeState
