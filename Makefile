@@ -23,8 +23,11 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 
+# The race detector changes allocation counts, so the zero-allocation
+# guards (build tag !race) run in a second pass without it.
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -count=1 -run 'Alloc' $$($(GO) list ./... | grep -v /e2e)
 
 e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/

@@ -1,5 +1,6 @@
 // Package admin serves the Admin API on the admin listener: APISIX's v3
-// dialect under /apisix/admin/, and Prometheus metrics at /metrics.
+// dialect under /apisix/admin/, Kong's dialect under /services, /routes
+// and /upstreams (kong.go), and Prometheus metrics at /metrics.
 //
 // Handlers never touch the served snapshot: every write goes to the store,
 // and the handler answers 2xx only after the configuration manager serves
@@ -13,10 +14,12 @@ import (
 	"errors"
 	"io"
 	"log"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
@@ -47,9 +50,16 @@ type API struct {
 	WriteTimeout time.Duration
 	// Logf logs; nil uses the standard logger.
 	Logf func(format string, args ...any)
+	// Health, when set, adds the node health gauges to /metrics.
+	Health *health.Manager
+
+	// NodeID identifies this gateway in Kong's health answers; a random
+	// UUID when empty.
+	NodeID string
 
 	// AuthFailures counts requests refused for a missing or wrong key.
 	AuthFailures atomic.Uint64
+	nodeOnce     sync.Once
 
 	// keyOverride, once SetKey was called, replaces Key (see key.go).
 	keyOverride atomic.Pointer[string]
@@ -73,6 +83,7 @@ func (a *API) Handler() fasthttp.RequestHandler {
 	r.GET("/metrics", a.metrics)
 	r.ANY("/apisix/admin", a.guard(a.root))
 	r.ANY("/apisix/admin/{path:*}", a.guard(a.apisix))
+	a.registerKong(r)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error_msg": "404 Not Found"})
 	}

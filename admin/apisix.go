@@ -17,6 +17,7 @@ var apisixKinds = map[string]core.Kind{
 	"routes":    core.KindRoutes,
 	"upstreams": core.KindUpstreams,
 	"services":  core.KindServices,
+	"ssls":      core.KindSSLs,
 }
 
 // item is one stored object in APISIX's response shape.
@@ -77,7 +78,7 @@ func (a *API) get(ctx *fasthttp.RequestCtx, kind core.Kind, id string) {
 		a.storeError(ctx, "get "+kv.Key, err)
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, item{Key: kv.Key, Value: kv.Value, CreatedIndex: kv.CreateRevision, ModifiedIndex: kv.ModRevision})
+	writeJSON(ctx, fasthttp.StatusOK, item{Key: kv.Key, Value: redact(kv.Key, kv.Value), CreatedIndex: kv.CreateRevision, ModifiedIndex: kv.ModRevision})
 }
 
 // bodyObject decodes the request body as a JSON object, answering 400
@@ -318,7 +319,7 @@ func (a *API) answerWrite(ctx *fasthttp.RequestCtx, wctx context.Context, kv sto
 	if created {
 		status = fasthttp.StatusCreated
 	}
-	writeJSON(ctx, status, item{Key: kv.Key, Value: kv.Value})
+	writeJSON(ctx, status, item{Key: kv.Key, Value: redact(kv.Key, kv.Value)})
 }
 
 // idString returns an id given as a string or an integer.

@@ -82,7 +82,7 @@ func (a *API) list(ctx *fasthttp.RequestCtx, kind core.Kind) {
 		if !matches(kv, nameRe, uriRe, label, filterKey, filterVal) {
 			continue
 		}
-		out.List = append(out.List, item{Key: kv.Key, Value: kv.Value, CreatedIndex: kv.CreateRevision, ModifiedIndex: kv.ModRevision})
+		out.List = append(out.List, item{Key: kv.Key, Value: redact(kv.Key, kv.Value), CreatedIndex: kv.CreateRevision, ModifiedIndex: kv.ModRevision})
 	}
 	out.Total = len(out.List)
 	if page > 0 || pageSize > 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgeway/gateway/core"
 	"github.com/edgeway/gateway/pool"
+	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
 
@@ -16,8 +17,9 @@ var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // metrics answers GET /metrics in Prometheus text format: Go runtime and
 // process metrics, request counters per route and upstream by status
-// class, the latency histogram, upstream connection counters and the
-// configuration state. It carries no secrets and needs no admin key.
+// class, the latency histogram, upstream connection counters, the
+// configuration state and whether the configuration store is reachable.
+// It carries no secrets and needs no admin key.
 func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	var w bytes.Buffer
 	metrics.WritePrometheus(&w, true)
@@ -52,24 +54,58 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	metrics.WriteCounterFloat64(&w, "gateway_http_request_duration_seconds_sum", sum)
 	metrics.WriteCounterUint64(&w, "gateway_http_request_duration_seconds_count", count)
 
-	m.Runtime.Pools.Each(func(key string, p *pool.Pool) {
-		st := p.Stats()
-		addr := p.Options().Addr
-		l := fmt.Sprintf(`{addr=%q,pool=%q}`, addr, key)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_opened_total"+l, st.Opened)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_reused_total"+l, st.Reused)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_closed_total"+l, st.Closed)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_connect_errors_total"+l, st.DialErrors)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_tls_handshakes_total"+l, st.TLSHandshakes)
-		metrics.WriteCounterUint64(&w, "gateway_upstream_tls_handshake_failures_total"+l, st.TLSFailures)
-		metrics.WriteGaugeUint64(&w, "gateway_upstream_connections_idle"+l, uint64(max(st.Idle, 0)))
+	// Connection counters per upstream node: a pool shared by several
+	// upstreams charges each event to the upstream that caused it.
+	m.Runtime.EachMeter(func(nm core.NodeMeter) {
+		l := fmt.Sprintf(`{upstream=%q,node=%q}`, nm.Upstream, nm.Node)
+		mt := nm.Meter
+		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_opened_total"+l, mt.Opened.Load())
+		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_reused_total"+l, mt.Reused.Load())
+		metrics.WriteCounterUint64(&w, "gateway_upstream_connections_closed_total"+l, mt.Closed.Load())
+		metrics.WriteCounterUint64(&w, "gateway_upstream_connect_errors_total"+l, mt.DialErrors.Load())
+		metrics.WriteCounterUint64(&w, "gateway_upstream_tls_handshakes_total"+l, mt.TLSHandshakes.Load())
+		metrics.WriteCounterUint64(&w, "gateway_upstream_tls_handshake_failures_total"+l, mt.TLSFailures.Load())
 	})
+	// Idle connections per pool (pools are shared by upstreams with the
+	// same node, TLS identity and keepalive_pool settings).
+	type poolRow struct {
+		key, addr, sni string
+		idle           int64
+	}
+	var rows []poolRow
+	m.Runtime.Pools.Each(func(g *pool.Group) {
+		g.Each(func(sni string, p *pool.Pool) {
+			rows = append(rows, poolRow{g.Key(), p.Options().Addr, sni, p.Stats().Idle})
+		})
+	})
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].key != rows[j].key {
+			return rows[i].key < rows[j].key
+		}
+		return rows[i].sni < rows[j].sni
+	})
+	for _, r := range rows {
+		metrics.WriteGaugeUint64(&w, fmt.Sprintf(`gateway_upstream_connections_idle{addr=%q,sni=%q,pool=%q}`, r.addr, r.sni, r.key),
+			uint64(max(r.idle, 0)))
+	}
+	metrics.WriteGaugeUint64(&w, "gateway_tls_certificates_sni", uint64(snap.Certs.Len()))
 
 	metrics.WriteGaugeUint64(&w, "gateway_config_revision", uint64(max(snap.Config.Revision, 0)))
 	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(len(snap.Entries)))
 	metrics.WriteCounterUint64(&w, "gateway_config_compiles_total", m.Compiles.Load())
 	metrics.WriteCounterUint64(&w, "gateway_config_invalid_values_total", m.InvalidValues.Load())
+	// 1 while the configuration store answers (always for the embedded
+	// store); 0 while etcd is unreachable and the last configuration is
+	// served as it is.
+	connected := uint64(0)
+	if store.Connected(a.Store) {
+		connected = 1
+	}
+	metrics.WriteGaugeUint64(&w, "gateway_store_connected", connected)
 	metrics.WriteCounterUint64(&w, "gateway_admin_auth_failures_total", a.AuthFailures.Load())
+	if a.Health != nil {
+		a.Health.WritePrometheus(&w)
+	}
 
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.SetBody(w.Bytes())

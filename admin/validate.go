@@ -21,31 +21,55 @@ func (a *API) validate(ctx *fasthttp.RequestCtx, wctx context.Context, kind core
 		writeJSON(ctx, fasthttp.StatusBadRequest, errMsg("invalid configuration: "+err.Error()))
 		return nil, false
 	}
-	var refs [][2]string // (kind, id) that must exist
+	var refs [][2]string  // (kind, id) that must exist
+	var up *core.Upstream // whose tls.client_cert_id must name a client SSL
 	switch kind {
 	case core.KindRoutes:
 		r, err := core.ParseRoute(value)
 		if err != nil {
 			return nil, refuse(ctx, err)
 		}
+		up = r.Upstream
 		if r.UpstreamID != "" {
 			refs = append(refs, [2]string{"upstream", r.UpstreamID})
 		}
 		if r.ServiceID != "" {
 			refs = append(refs, [2]string{"service", r.ServiceID})
 		}
+		for _, w := range r.Split {
+			if w.UpstreamID != "" {
+				refs = append(refs, [2]string{"upstream", w.UpstreamID})
+			}
+		}
 	case core.KindUpstreams:
-		if _, err := core.ParseUpstream(value); err != nil {
+		u, err := core.ParseUpstream(value)
+		if err != nil {
 			return nil, refuse(ctx, err)
 		}
+		up = u
 	case core.KindServices:
 		s, err := core.ParseService(value)
 		if err != nil {
 			return nil, refuse(ctx, err)
 		}
+		up = s.Upstream
 		if s.UpstreamID != "" {
 			refs = append(refs, [2]string{"upstream", s.UpstreamID})
 		}
+	case core.KindSSLs:
+		s, err := core.ParseSSL(value)
+		if err != nil {
+			return nil, refuse(ctx, err)
+		}
+		id, _ := idString(obj["id"])
+		if users := sslUsers(a.Manager.Config(), id); s.Type != "client" && len(users) > 0 {
+			writeJSON(ctx, fasthttp.StatusBadRequest, errMsg(usedMessage("can not change the type of this ssl to "+s.Type+", ", users)+
+				" as a client certificate"))
+			return nil, false
+		}
+	}
+	if !a.checkClientCertID(ctx, wctx, up) {
+		return nil, false
 	}
 	for _, ref := range refs {
 		_, err := a.Store.Get(wctx, core.Key(core.Kind(ref[0]+"s"), ref[1]))
@@ -85,6 +109,14 @@ func (a *API) stillUsed(_ context.Context, kind core.Kind, id string) string {
 				users = append(users, "service ["+sid+"]")
 			}
 		}
+		for _, rid := range sortedKeys(cfg.Routes) {
+			for _, w := range cfg.Routes[rid].Split {
+				if w.UpstreamID == id {
+					users = append(users, "plugin in route ["+rid+"]")
+					break
+				}
+			}
+		}
 		if len(users) > 0 {
 			return usedMessage("can not delete this upstream, ", users)
 		}
@@ -96,6 +128,10 @@ func (a *API) stillUsed(_ context.Context, kind core.Kind, id string) string {
 		}
 		if len(users) > 0 {
 			return usedMessage("can not delete this service directly, ", users)
+		}
+	case core.KindSSLs:
+		if users := sslUsers(cfg, id); len(users) > 0 {
+			return usedMessage("can not delete this ssl, ", users)
 		}
 	}
 	return ""

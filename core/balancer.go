@@ -3,6 +3,7 @@ package core
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeway/gateway/lb"
@@ -30,18 +31,35 @@ type Balancer struct {
 	Nodes  []*lb.Node
 	refs   []nodeRef
 	picker lb.Picker
+	// hashKey extracts the chash key; nil for other types.
+	hashKey *hashKey
 
 	// retries is the number of retries after the first try.
 	retries      int
 	retryTimeout time.Duration
+	// retryOn is the set of retry_on_statuses, bit s-500 for status s.
+	retryOn      [2]uint64
 	timeout      Timeout
 	passHost     uint8
 	upstreamHost []byte
 	https        bool
+	// clientSSL is the SSL object of tls.client_cert_id when compiled.
+	clientSSL *SSL
+	// hashCookie is set for Kong's consistent hashing on a cookie.
+	hashCookie *hashCookie
+	// health receives try outcomes when the upstream has checks (see
+	// health.go); nil otherwise.
+	health PassiveHealth
+	// allDownHint is set while every node is down (fail-open, see pick).
+	allDownHint atomic.Bool
 }
 
 type nodeRef struct {
+	// pool is the node's pool; with https and pass_host=pass, the pool for
+	// requests without a Host, and group holds the pools per SNI.
 	pool     *pool.Pool
+	group    *pool.Group
+	meter    *pool.Meter
 	poolKey  string
 	stateKey string
 	// hostHeader is what pass_host=node sends: the node host, with the
@@ -49,12 +67,20 @@ type nodeRef struct {
 	hostHeader []byte
 }
 
-// NewPickerFunc builds the picker of an upstream type over its nodes.
+// NewPickerFunc builds the picker of an upstream type over its nodes: all
+// of them, or one priority group (buildBalancer adds the priority layer and
+// the single-node rule around it).
 type NewPickerFunc func(u *Upstream, nodes []*lb.Node) lb.Picker
 
-// pickers maps an upstream type to its picker constructor.
+// pickers maps an upstream type to its picker constructor. Other dialects'
+// names for the same algorithms (Kong's round-robin, consistent-hashing,
+// least-connections, latency) map onto these types when they are
+// validated into the model.
 var pickers = map[string]NewPickerFunc{
 	"roundrobin": func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewRoundRobin(nodes) },
+	"chash":      func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewCHash(nodes) },
+	"least_conn": func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewLeastConn(nodes) },
+	"ewma":       func(_ *Upstream, nodes []*lb.Node) lb.Picker { return lb.NewEWMA(nodes) },
 }
 
 // RegisterPicker makes a balancer type available to the compiler. It must
@@ -70,6 +96,7 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		b.timeout = *u.Timeout
 	}
 	b.retryTimeout = u.RetryTimeout
+	b.hashCookie = compileHashCookie(u)
 	switch u.PassHost {
 	case "node":
 		b.passHost = passHostNode
@@ -85,6 +112,8 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 	if u.KeepalivePool != nil {
 		kp = *u.KeepalivePool
 	}
+	spec := upstreamConnSpec(u, scheme, kp, used.ssls)
+	b.clientSSL = spec.clientSSL
 	b.Nodes = make([]*lb.Node, len(u.Nodes))
 	b.refs = make([]nodeRef, len(u.Nodes))
 	for i, n := range u.Nodes {
@@ -92,8 +121,8 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		stateKey := key + "|" + scheme + "://" + addr
 		b.Nodes[i] = &lb.Node{Addr: addr, Weight: n.Weight, Priority: n.Priority, Index: i, State: rt.nodeState(stateKey)}
 		used.nodes[stateKey] = true
-		b.refs[i] = nodeRef{hostHeader: nodeHostHeader(n, scheme), stateKey: stateKey, poolKey: poolKey(scheme, addr, kp)}
-		b.refs[i].pool = rt.pool(scheme, addr, kp, used)
+		b.refs[i] = nodeRef{hostHeader: nodeHostHeader(n, scheme), stateKey: stateKey}
+		rt.attachPool(&b.refs[i], &spec, key, n, addr, used)
 	}
 	if u.Retries != nil {
 		b.retries = *u.Retries
@@ -109,8 +138,36 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 		// Validation refuses unsupported types; reaching here is a bug.
 		panic("BUG: core: no picker registered for upstream type " + typ)
 	}
-	b.picker = newPicker(u, b.Nodes)
+	b.picker = buildPicker(u, b.Nodes, newPicker)
+	if typ == "chash" {
+		b.hashKey = compileHashKey(u.HashOn, u.Key)
+	}
+	for _, s := range u.RetryOnStatuses {
+		if s >= 500 && s <= 599 {
+			b.retryOn[(s-500)/64] |= 1 << ((s - 500) % 64)
+		}
+	}
+	b.attachHealth(rt)
 	return b
+}
+
+// buildPicker builds the picker of an upstream: the type's own picker,
+// one per priority group when the nodes have several priorities, and for
+// a single node APISIX's rule that it is always used (lb.Single).
+func buildPicker(u *Upstream, nodes []*lb.Node, newPicker NewPickerFunc) lb.Picker {
+	switch {
+	case len(nodes) == 1:
+		return lb.NewSingle(newPicker(u, nodes), nodes[0])
+	case lb.Priorities(nodes) > 1:
+		return lb.NewPriority(nodes, func(group []*lb.Node) lb.Picker { return newPicker(u, group) })
+	}
+	return newPicker(u, nodes)
+}
+
+// retryStatus reports whether an upstream status is in retry_on_statuses.
+func (b *Balancer) retryStatus(status int) bool {
+	s := status - 500
+	return s >= 0 && s < 100 && b.retryOn[s/64]&(1<<(s%64)) != 0
 }
 
 // nodeHostHeader returns the Host that pass_host=node sends for n.
@@ -132,11 +189,4 @@ func containsColon(s string) bool {
 		}
 	}
 	return false
-}
-
-// poolKey identifies connections that may be shared: same scheme, address,
-// TLS identity and pool settings.
-func poolKey(scheme, addr string, kp KeepalivePool) string {
-	return scheme + "://" + addr + "|" + strconv.Itoa(kp.Size) + "|" +
-		strconv.FormatInt(int64(kp.IdleTimeout), 10) + "|" + strconv.Itoa(kp.Requests)
 }

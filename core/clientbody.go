@@ -107,14 +107,21 @@ func finishBody(ctx *fasthttp.RequestCtx, cb *clientBody) {
 	ctx.SetConnectionClose()
 }
 
-// clientEnded reports whether the client connection (under TLS, the
-// connection beneath) has seen the client's end of stream. The proxy
-// listener's connections report it (edgeConn.ReadEOF); on others this
-// returns false.
+// clientEnded reports whether the client has ended its stream: a read on
+// the connection, or under TLS on the connection beneath, found the end.
+// The proxy listeners' connections report it (edgeConn and the TLS
+// listener's connections, whose end may be a close_notify the TCP
+// connection never shows); on others this returns false.
 func clientEnded(c net.Conn) bool {
-	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+	for c != nil {
+		if r, ok := c.(interface{ ReadEOF() bool }); ok && r.ReadEOF() {
+			return true
+		}
+		nc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return false
+		}
 		c = nc.NetConn()
 	}
-	r, ok := c.(interface{ ReadEOF() bool })
-	return ok && r.ReadEOF()
+	return false
 }

@@ -27,4 +27,11 @@ type RouteEntry struct {
 
 	// Stats counts requests by status class; it outlives snapshots.
 	Stats *RouteStats
+
+	// rewrite, when set, builds the upstream request target (Kong's
+	// service.path and strip_path).
+	rewrite *rewriteRule
+	// split, when set, chooses the upstream per request by weight; Upstream
+	// and Timeout then describe its first share.
+	split *upstreamSplit
 }

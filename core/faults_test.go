@@ -14,23 +14,23 @@ import (
 	"github.com/edgeway/gateway/lb"
 )
 
-// recorder is a picker that records every try outcome it is told of:
-// what passive health checks will see.
-type recorder struct {
+// outcomeRecorder is a picker that records every try outcome it is told
+// of (Done's failed flag).
+type outcomeRecorder struct {
 	*lb.RoundRobin
 	mu   sync.Mutex
 	done []bool // failed, per Done
 }
 
-func (r *recorder) Done(n *lb.Node, req *lb.Request, rtt time.Duration, failed bool) {
+func (r *outcomeRecorder) Done(n *lb.Node, rtt time.Duration, failed bool) {
 	r.mu.Lock()
 	r.done = append(r.done, failed)
 	r.mu.Unlock()
-	r.RoundRobin.Done(n, req, rtt, failed)
+	r.RoundRobin.Done(n, rtt, failed)
 }
 
 // outcomes waits until n outcomes were recorded (or a second passed).
-func (r *recorder) outcomes(n int) []bool {
+func (r *outcomeRecorder) outcomes(n int) []bool {
 	deadline := time.Now().Add(time.Second)
 	for {
 		r.mu.Lock()
@@ -47,7 +47,7 @@ var recorders sync.Map // upstream pointer -> *recorder
 
 func init() {
 	RegisterPicker("test-recorder", func(u *Upstream, nodes []*lb.Node) lb.Picker {
-		r := &recorder{RoundRobin: lb.NewRoundRobin(nodes)}
+		r := &outcomeRecorder{RoundRobin: lb.NewRoundRobin(nodes)}
 		recorders.Store(u, r)
 		return r
 	})
@@ -226,7 +226,7 @@ func TestUpstreamFaults(t *testing.T) {
 				t.Errorf("the client waited %v (read timeout 300 ms)", d)
 			}
 			r, _ := recorders.Load(u)
-			if got := r.(*recorder).outcomes(1); len(got) != 1 || got[0] != c.failed {
+			if got := r.(*outcomeRecorder).outcomes(1); len(got) != 1 || got[0] != c.failed {
 				t.Errorf("picker outcomes %v, want one with failed=%v", got, c.failed)
 			}
 			b := g.proxy.Snapshot().Entries["/apisix/routes/1"].Upstream

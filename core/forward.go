@@ -32,17 +32,23 @@ type outcome struct {
 // errClientBody marks a failure to read the client's request body.
 var errClientBody = errors.New("core: cannot read the client's request body")
 
-// forward runs one try of the request on node n. A try on a pooled
-// connection that the upstream had closed is repeated once on a freshly
-// dialed connection to the same node, when that cannot replay a request the
-// upstream acted on.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *lb.Node, to Timeout, body *reqBody) outcome {
+// forward runs one try of the request on node n, starting at now. A try on
+// a pooled connection that the upstream had closed is repeated once on a
+// freshly dialed connection to the same node, when that cannot replay a
+// request the upstream acted on.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n *lb.Node, to Timeout, body *reqBody, now time.Time) outcome {
 	ref := &b.refs[n.Index]
-	now := time.Now()
-	for fresh := false; ; fresh = true {
-		c, err := ref.pool.Acquire(now.UnixNano(), to.Connect, fresh)
+	pl := ref.poolFor(ctx.Request.Header.Host())
+	// A request that could not be replayed on a fresh connection gets an
+	// idle connection only after a liveness peek.
+	flags := 0
+	if !isIdempotent(ctx.Method()) || !body.replayable {
+		flags = pool.Check
+	}
+	for ; ; flags |= pool.Fresh {
+		c, err := pl.Acquire(ref.meter, now.UnixNano(), to.Connect, flags)
 		if err != nil {
-			b.picker.Done(n, &st.lbreq, 0, true)
+			b.picker.Done(n, 0, true)
 			p.logf("upstream %s node %s: %v", b.Key, n.Addr, err)
 			var de *pool.DialError
 			if errors.As(err, &de) && de.Timeout {
@@ -91,11 +97,11 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		err = c.BW.Flush()
 	}
 	if err != nil {
-		ref.pool.Release(c, false, 0)
+		c.Release(false, 0)
 		if errors.Is(err, errClientBody) {
 			// The client's fault (a broken, slow or oversized body): the
 			// node is not blamed, and the client connection is closed.
-			b.picker.Done(n, &st.lbreq, 0, false)
+			b.picker.Done(n, 0, false)
 			status := refuse(ctx, st.cbody.failStatus())
 			return outcome{status: status, done: true, sent: true}, false
 		}
@@ -104,7 +110,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			// acted on a request it did not fully receive.
 			return outcome{}, true
 		}
-		b.picker.Done(n, &st.lbreq, 0, true)
+		b.picker.Done(n, 0, true)
 		p.logf("upstream %s node %s: cannot send request: %v", b.Key, n.Addr, err)
 		return outcome{status: statusFor(err), sent: true}, false
 	}
@@ -113,40 +119,45 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	resp := &ctx.Response
 	resp.Reset()
 	if err = readResponseHeader(&resp.Header, c.BR); err != nil {
-		ref.pool.Release(c, false, 0)
+		c.Release(false, 0)
 		if err == io.EOF && c.Reused && body.replayable && isIdempotent(ctx.Method()) {
 			// Closed before any response byte on a reused connection: the
 			// keep-alive race. Replaying is safe for an idempotent request.
 			return outcome{}, true
 		}
-		b.picker.Done(n, &st.lbreq, time.Since(now), true)
-		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, err)
+		b.picker.Done(n, time.Since(now), true)
+		p.logf("upstream %s node %s: cannot read response header: %v", b.Key, n.Addr, c.Cause(err))
 		return outcome{status: statusFor(err), sent: true}, false
 	}
 	status := resp.StatusCode()
 	upstreamClose := cleanResponseHeader(&resp.Header)
 
+	// A status the upstream is retried on counts as a failed try for the
+	// picker: a node that answers 503 quickly must not look fast.
+	failed := b.retryStatus(status)
 	if ctx.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
-		ref.pool.Release(c, !upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
-		b.picker.Done(n, &st.lbreq, time.Since(now), false)
+		c.Release(!upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
+		b.picker.Done(n, time.Since(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	cl := resp.Header.ContentLength()
 	if cl >= 0 && cl <= maxBufferedResponse {
 		if err = resp.ReadBody(c.BR, 0); err != nil {
-			ref.pool.Release(c, false, 0)
-			b.picker.Done(n, &st.lbreq, time.Since(now), true)
+			c.Release(false, 0)
+			b.picker.Done(n, time.Since(now), true)
 			p.logf("upstream %s node %s: cannot read response body: %v", b.Key, n.Addr, err)
 			resp.Reset()
 			return outcome{status: statusFor(err), sent: true}, false
 		}
 		end := time.Now()
-		ref.pool.Release(c, responseDone(c, cl, upstreamClose), end.UnixNano())
-		b.picker.Done(n, &st.lbreq, end.Sub(now), false)
+		c.Release(responseDone(c, cl, upstreamClose), end.UnixNano())
+		b.picker.Done(n, end.Sub(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
+	// A streamed body's pace is the client's: the picker gets the latency
+	// of the response header.
 	s := acquireBodyStream()
-	s.init(p, b, n, ref.pool, c, cl, upstreamClose, to.Read, now)
+	s.init(p, b, n, c, cl, upstreamClose, to.Read, time.Since(now), failed)
 	s.client, s.sendTimeout = ctx.Conn(), p.lim().SendTimeout
 	if cl < 0 {
 		cl = -1

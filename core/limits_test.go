@@ -119,8 +119,9 @@ func TestUpstreamHeaderNames(t *testing.T) {
 func TestRedactRequestBytes(t *testing.T) {
 	for in, want := range map[string]string{
 		`error when serving connection "127.0.0.1:1"<->"127.0.0.1:2": error when reading request headers: cannot find whitespace in the first line of request "GET /\r\nX-API-KEY: k\r\n\r\n": buffer size=30`: `error when serving connection "127.0.0.1:1"<->"127.0.0.1:2": error when reading request headers: cannot find whitespace in the first line of request [request bytes not logged]`,
-		`error when serving connection "a"<->"b": read: connection reset by peer`:         `error when serving connection "a"<->"b": read: connection reset by peer`,
-		`upstream /apisix/routes/1 node 1.2.3.4:80: cannot read response header: timeout`: `upstream /apisix/routes/1 node 1.2.3.4:80: cannot read response header: timeout`,
+		`error when serving connection "a"<->"b": read: connection reset by peer`:          `error when serving connection "a"<->"b": read: connection reset by peer`,
+		`upstream /apisix/routes/1 node 1.2.3.4:80: cannot read response header: timeout`:  `upstream /apisix/routes/1 node 1.2.3.4:80: cannot read response header: timeout`,
+		`error when serving connection "a"<->"b": core: no SSL object serves SNI "c.test"`: `error when serving connection "a"<->"b": core: no SSL object serves SNI "c.test"`,
 	} {
 		if got := redactRequestBytes(in); got != want {
 			t.Errorf("redact(%q)\n = %q\nwant %q", in, got, want)

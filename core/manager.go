@@ -85,7 +85,20 @@ func (m *Manager) buildFrom(kvs []store.KV, rev int64) *Config {
 		m.put(cfg, kv)
 	}
 	cfg.Revision = rev
+	m.translateKong(cfg, nil)
 	return cfg
+}
+
+// translateKong derives the Kong routes and upstreams of cfg, reusing
+// prev's where their inputs are unchanged. Problems are logged and counted
+// like invalid values.
+func (m *Manager) translateKong(cfg *Config, prev *KongDerived) {
+	d, problems := TranslateKong(&cfg.Kong, prev)
+	for _, err := range problems {
+		m.InvalidValues.Add(1)
+		m.logf("config: %v", err)
+	}
+	cfg.KongDerived = d
 }
 
 func (m *Manager) publish(cfg *Config) {
@@ -172,7 +185,8 @@ func (m *Manager) consume(ctx context.Context, ch <-chan store.WatchResponse, re
 // publishes it. Unchanged objects keep their pointers.
 func (m *Manager) apply(events []store.Event, rev int64) {
 	old := m.Config()
-	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, Revision: rev}
+	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, SSLs: old.SSLs,
+		Kong: old.Kong, KongDerived: old.KongDerived, Revision: rev}
 	copied := map[Kind]bool{}
 	for _, ev := range events {
 		kind, _, ok := splitKey(ev.KV.Key)
@@ -188,6 +202,9 @@ func (m *Manager) apply(events []store.Event, rev int64) {
 			continue
 		}
 		m.put(cfg, ev.KV)
+	}
+	if copied[KindKongServices] || copied[KindKongRoutes] || copied[KindKongUpstreams] || copied[KindKongTargets] {
+		m.translateKong(cfg, old.KongDerived)
 	}
 	if len(copied) == 0 {
 		// Nothing the proxy serves changed (e.g. the id counter).
@@ -230,6 +247,17 @@ func (m *Manager) put(cfg *Config, kv store.KV) {
 			s.ID = id
 			cfg.Services[id] = s
 		}
+	case KindSSLs:
+		var s *SSL
+		if s, err = ParseSSL(kv.Value); err == nil {
+			s.ID = id
+			cfg.SSLs[id] = s
+		}
+	case KindKongServices, KindKongRoutes, KindKongUpstreams, KindKongTargets:
+		var v any
+		if v, err = ParseKong(kind, kv.Value); err == nil {
+			cfg.Kong.set(id, v)
+		}
 	}
 	if err != nil {
 		m.InvalidValues.Add(1)
@@ -245,6 +273,16 @@ func (cfg *Config) copyKind(kind Kind) {
 		cfg.Upstreams = cloneMap(cfg.Upstreams)
 	case KindServices:
 		cfg.Services = cloneMap(cfg.Services)
+	case KindSSLs:
+		cfg.SSLs = cloneMap(cfg.SSLs)
+	case KindKongServices:
+		cfg.Kong.Services = cloneMap(cfg.Kong.Services)
+	case KindKongRoutes:
+		cfg.Kong.Routes = cloneMap(cfg.Kong.Routes)
+	case KindKongUpstreams:
+		cfg.Kong.Upstreams = cloneMap(cfg.Kong.Upstreams)
+	case KindKongTargets:
+		cfg.Kong.Targets = cloneMap(cfg.Kong.Targets)
 	}
 }
 
@@ -257,6 +295,16 @@ func (cfg *Config) remove(key string) {
 		delete(cfg.Upstreams, id)
 	case KindServices:
 		delete(cfg.Services, id)
+	case KindSSLs:
+		delete(cfg.SSLs, id)
+	case KindKongServices:
+		delete(cfg.Kong.Services, id)
+	case KindKongRoutes:
+		delete(cfg.Kong.Routes, id)
+	case KindKongUpstreams:
+		delete(cfg.Kong.Upstreams, id)
+	case KindKongTargets:
+		delete(cfg.Kong.Targets, id)
 	}
 }
 
@@ -279,7 +327,8 @@ func splitKey(key string) (Kind, string, bool) {
 		return "", "", false
 	}
 	switch Kind(kind) {
-	case KindRoutes, KindUpstreams, KindServices:
+	case KindRoutes, KindUpstreams, KindServices, KindSSLs,
+		KindKongServices, KindKongRoutes, KindKongUpstreams, KindKongTargets:
 		return Kind(kind), id, true
 	}
 	return "", "", false

@@ -69,6 +69,41 @@ type Route struct {
 	Timeout *Timeout
 
 	EnableWebsocket bool
+
+	// Rewrite, when set, replaces the path of the upstream request target
+	// (Kong's service.path and strip_path). nil forwards the client's
+	// request target byte for byte.
+	Rewrite *PathRewrite
+	// Split, when not empty, divides the route's requests between several
+	// upstreams by weight (APISIX's traffic-split plugin with one rule and
+	// no match, as the ingress controller emits it). The route's own
+	// upstream takes part through the item whose UpstreamID is empty.
+	Split []WeightedUpstream
+}
+
+// PathRewrite describes how the upstream request path is built from the
+// client's, following Kong's rules: Base (service.path) joined with the
+// request path, from which the longest matching StripPrefixes entry was
+// removed when Strip is set. The query string is kept.
+type PathRewrite struct {
+	// Base is the upstream base path; "/" when the service has none.
+	Base string
+	// Strip removes the matched prefix (Kong route.strip_path).
+	Strip bool
+	// StripPrefixes are the route's plain prefix paths (Kong route.paths).
+	// Empty means "/" (the route matched on something other than a path).
+	StripPrefixes []string
+	// V1 selects Kong's deprecated path_handling "v1" join; the default is
+	// "v0".
+	V1 bool
+}
+
+// WeightedUpstream is one share of a Route.Split.
+type WeightedUpstream struct {
+	// UpstreamID names a stored upstream; "" means the route's own.
+	UpstreamID string
+	// Weight is ≥ 0; 0 takes no traffic.
+	Weight int
 }
 
 // Service is a validated APISIX service: shared upstream and hosts for the
@@ -128,6 +163,17 @@ type Upstream struct {
 	// RetryOnStatuses lists upstream statuses that are retried on another
 	// node (idempotent requests only). Empty by default, as APISIX.
 	RetryOnStatuses []int
+
+	// HashCookie, when set, makes the proxy issue the hash cookie (named by
+	// Key, with HashOn "cookie") to clients that do not send it: Kong's
+	// consistent-hashing on a cookie. APISIX upstreams never set it.
+	HashCookie *HashCookie
+}
+
+// HashCookie configures the cookie a Kong cookie-hashed upstream issues.
+type HashCookie struct {
+	// Path is the cookie's Path attribute; "/" by default.
+	Path string
 }
 
 // Node is one upstream target.
@@ -178,7 +224,14 @@ type UpstreamTLS struct {
 }
 
 // HealthChecks mirrors APISIX's `checks` object. Active is required when
-// Passive is set.
+// Passive is set in APISIX objects.
+//
+// Checks translated from Kong (kong.go) follow Kong's conventions, which
+// APISIX's schema does not allow: Active may be nil while Passive is set
+// (a circuit breaker that only active probes or an operator undo), an
+// active Interval of 0 means targets in that state are not probed, and a
+// threshold (Successes, HTTPFailures, TCPFailures, Timeouts) of 0 disables
+// that counter.
 type HealthChecks struct {
 	Active  *ActiveCheck
 	Passive *PassiveCheck

@@ -40,12 +40,14 @@ func (p *Proxy) Snapshot() *Snapshot { return p.snap.Load() }
 // reqState is per-request scratch space, pooled so that a request
 // allocates nothing once the pool is warm.
 type reqState struct {
-	buf      []byte // router and vars scratch
-	hdr      []byte // the serialized upstream request header
-	xff      []byte
-	statuses []byte // the X-APISIX-Upstream-Status chain
-	lbreq    lb.Request
-	cbody    clientBody // the streamed request body, when there is one
+	buf       []byte // router and vars scratch
+	hdr       []byte // the serialized upstream request header
+	xff       []byte
+	statuses  []byte // the X-APISIX-Upstream-Status chain
+	uri       []byte // a rewritten request target
+	setCookie []byte // a Set-Cookie value to add to the response
+	lbreq     lb.Request
+	cbody     clientBody // the streamed request body, when there is one
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -54,6 +56,7 @@ var statePool = sync.Pool{New: func() any {
 		hdr:      make([]byte, 0, 2048),
 		xff:      make([]byte, 0, 128),
 		statuses: make([]byte, 0, 32),
+		uri:      make([]byte, 0, 256),
 	}
 }}
 
@@ -79,20 +82,47 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 
 // serve forwards the request to e's upstream with retries and returns the
 // status sent to the client.
+//
+// Retry policy (APISIX's, which is nginx's proxy_next_upstream "error
+// timeout"): up to `retries` retries (default: nodes − 1), none started
+// after `retry_timeout` from the first try; a node is never tried twice for
+// one request unless it is the upstream's only node. A try that failed
+// before a response arrived (connect error, timeout, reset) is retried,
+// unless the request reached the upstream and cannot be replayed (a
+// non-idempotent method, or a body already streamed). An upstream's 5xx
+// passes through un-retried, unless its status is in retry_on_statuses
+// and the request is idempotent and replayable: that response is then
+// kept aside and discarded when another node is picked, or sent as the
+// answer when none is left. A final 5xx carries X-APISIX-Upstream-Status
+// with the status of every try.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int {
-	b := e.Upstream
+	b, timeout, failStatus := e.Upstream, e.Timeout, e.FailStatus
+	if e.split != nil {
+		c := e.split.pick()
+		b, timeout, failStatus = c.b, c.timeout, c.failStatus
+	}
 	if b == nil {
-		if e.FailStatus == fasthttp.StatusNotFound {
+		if failStatus == fasthttp.StatusNotFound {
 			return writeNotFound(ctx)
 		}
-		return writeError(ctx, e.FailStatus, nil)
+		return writeError(ctx, failStatus, nil)
 	}
 	if len(b.Nodes) == 0 {
 		return writeError(ctx, fasthttp.StatusServiceUnavailable, nil)
 	}
+	// Kong's cookie hashing gives a client without the cookie a fresh one
+	// first, so that this request already hashes on it.
+	issued := b.hashCookie != nil && b.hashCookie.ensure(ctx, st)
+	if b.hashKey != nil {
+		// Before prepareRequest: the key reads the client's own headers.
+		st.lbreq.Hash = b.hashKey.sum(ctx, st.buf[:0])
+	}
 	body, ok := p.prepareRequest(ctx, st)
 	if !ok {
 		return writeError(ctx, fasthttp.StatusBadRequest, nil)
+	}
+	if e.rewrite != nil {
+		e.rewrite.rewriteTarget(ctx, st)
 	}
 	idempotent := isIdempotent(ctx.Method())
 	start := ctx.Time()
@@ -102,32 +132,59 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	}
 	st.statuses = st.statuses[:0]
 	last := fasthttp.StatusBadGateway
+	// kept is the status of the response ctx.Response holds when that
+	// status is in retry_on_statuses: the answer unless a later try
+	// replaces it. 0 when there is none.
+	kept := 0
+	var tried *lb.Node // the node of the latest try
+	var out outcome
 	for try := 0; try <= b.retries; try++ {
-		if try > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			// APISIX: no new try starts after retry_timeout.
+		if try > 0 {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				// APISIX: no new try starts after retry_timeout; 502.
+				last = fasthttp.StatusBadGateway
+				break
+			}
+			// Passive health checks count the failed try before the retry.
+			b.reportRetry(tried, out)
+		}
+		// One clock reading per try, shared by the picker and the try.
+		now := time.Now()
+		st.lbreq.Now = now
+		n := b.pick(&st.lbreq)
+		if n == nil {
+			// Every node tried (or none usable): APISIX's "all upstream
+			// servers tried", 502.
 			last = fasthttp.StatusBadGateway
 			break
 		}
-		n := b.picker.Pick(&st.lbreq)
-		if n == nil {
-			// Every node tried (or none usable): nginx's "no live upstreams".
-			if try == 0 {
-				last = fasthttp.StatusBadGateway
-			}
-			break
+		if kept != 0 {
+			// Discard the kept response: a buffered body was read whole
+			// (its connection is back in the pool); a streamed one closes
+			// its connection.
+			ctx.Response.Reset()
+			kept = 0
 		}
+		tried = n
 		st.lbreq.Tried.Add(n.Index)
-		out := p.forward(ctx, st, b, n, e.Timeout, &body)
-		if out.done {
-			if out.status >= 500 {
-				// As APISIX: a 5xx carries the status of every try.
-				st.statuses = appendStatus(st.statuses, out.status)
-				ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
-			}
-			return out.status
-		}
+		out = p.forward(ctx, st, b, n, timeout, &body, now)
 		st.statuses = appendStatus(st.statuses, out.status)
 		last = out.status
+		if out.done {
+			if idempotent && body.replayable && b.retryStatus(out.status) {
+				kept = out.status
+				continue
+			}
+			if issued {
+				ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
+			}
+			if out.status >= 500 {
+				// As APISIX: a 5xx carries the status of every try.
+				ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
+			}
+			b.reportFinal(n, out.status)
+			return out.status
+		}
 		// A try that failed before anything was sent may always be
 		// retried; one that reached the upstream only when replaying it is
 		// safe (idempotent method, body still in memory).
@@ -135,7 +192,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			break
 		}
 	}
-	return writeError(ctx, last, st.statuses)
+	if kept != 0 {
+		if issued {
+			ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
+		}
+		ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
+		b.reportFinal(tried, kept)
+		return kept
+	}
+	status := writeError(ctx, last, st.statuses)
+	b.reportFinal(tried, status)
+	return status
 }
 
 // isIdempotent reports whether a method may be replayed after it was sent

@@ -10,8 +10,9 @@ import (
 // fasthttp logs request parse errors with quoted request bytes (a header
 // line, and in some branches the whole header block, even with
 // SecureErrorLogMessage), and those carry clients' cookies, tokens and
-// admin keys. It keeps the connection addresses and the error's wording up
-// to the first quoted bytes. Printf nil logs with the standard logger.
+// admin keys. For those messages it keeps the connection addresses and the
+// error's wording up to the first quoted bytes. Logf nil logs with the
+// standard logger.
 type RedactingLogger struct {
 	Logf func(format string, args ...any)
 }
@@ -26,9 +27,13 @@ func (l RedactingLogger) Printf(format string, args ...any) {
 	log.Print(msg)
 }
 
-// redactRequestBytes cuts a fasthttp server error message at the first
-// quoted bytes after the connection addresses.
+// redactRequestBytes cuts a fasthttp request-reading error message at the
+// first quoted bytes after the connection addresses. Other messages (a TLS
+// error naming an SNI, an upstream error) pass unchanged.
 func redactRequestBytes(msg string) string {
+	if !strings.Contains(msg, "error when reading request") {
+		return msg
+	}
 	const conn = "error when serving connection "
 	prefix := ""
 	if strings.HasPrefix(msg, conn) {

@@ -1,8 +1,7 @@
 package core
 
 import (
-	"crypto/tls"
-	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -11,14 +10,19 @@ import (
 )
 
 // Runtime holds the state that outlives snapshots: node states (in-flight
-// counts, health), connection pools and per-route counters, each keyed so
-// that an unrelated edit keeps them. Its methods lock and are called only
-// while compiling, never per request.
+// counts, health), connection pools and counters, per-route counters, each
+// keyed so that an unrelated edit keeps them. Its methods lock and are
+// called only while compiling (and by metrics), never per request.
 type Runtime struct {
 	Pools *pool.Registry
+	// Health, when set, attaches passive health checks to every compiled
+	// upstream that has checks (package health sets it). Set it before
+	// the first Compile.
+	Health HealthAttacher
 
 	mu         sync.Mutex
 	nodes      map[string]*lb.NodeState
+	meters     map[string]*NodeMeter
 	routeStats map[string]*RouteStats
 }
 
@@ -27,6 +31,7 @@ func NewRuntime() *Runtime {
 	return &Runtime{
 		Pools:      pool.NewRegistry(time.Second),
 		nodes:      map[string]*lb.NodeState{},
+		meters:     map[string]*NodeMeter{},
 		routeStats: map[string]*RouteStats{},
 	}
 }
@@ -40,6 +45,9 @@ type usedKeys struct {
 	nodes  map[string]bool
 	pools  map[string]bool
 	routes map[string]bool
+	// ssls are the SSL objects of the configuration being compiled (for
+	// upstreams' tls.client_cert_id).
+	ssls map[string]*SSL
 }
 
 func newUsedKeys() *usedKeys {
@@ -77,19 +85,46 @@ func (rt *Runtime) stats(routeKey string) *RouteStats {
 	return s
 }
 
-func (rt *Runtime) pool(scheme, addr string, kp KeepalivePool, used *usedKeys) *pool.Pool {
-	key := poolKey(scheme, addr, kp)
-	used.pools[key] = true
-	opts := pool.Options{Addr: addr, MaxIdle: kp.Size, IdleTimeout: kp.IdleTimeout, MaxRequests: kp.Requests}
-	if scheme == "https" {
-		host, _, _ := net.SplitHostPort(addr)
-		cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // APISIX does not verify upstreams unless tls.verify is set.
-		if net.ParseIP(host) == nil {
-			cfg.ServerName = host
-		}
-		opts.TLS = cfg
+// NodeMeter is the connection counters of one node of one upstream.
+type NodeMeter struct {
+	// Upstream is the upstream key, e.g. "/apisix/upstreams/1".
+	Upstream string
+	// Node is the node address, "host:port".
+	Node  string
+	Meter *pool.Meter
+}
+
+// meter returns the counters kept for a node key (the node state key:
+// upstream, scheme and address), creating them.
+func (rt *Runtime) meter(key, upstream, addr string) *pool.Meter {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	m, ok := rt.meters[key]
+	if !ok {
+		m = &NodeMeter{Upstream: upstream, Node: addr, Meter: &pool.Meter{}}
+		rt.meters[key] = m
 	}
-	return rt.Pools.Get(key, opts)
+	return m.Meter
+}
+
+// EachMeter calls f for the counters of every node of every upstream
+// served (for metrics), sorted by upstream and node.
+func (rt *Runtime) EachMeter(f func(m NodeMeter)) {
+	rt.mu.Lock()
+	list := make([]NodeMeter, 0, len(rt.meters))
+	for _, m := range rt.meters {
+		list = append(list, *m)
+	}
+	rt.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Upstream != list[j].Upstream {
+			return list[i].Upstream < list[j].Upstream
+		}
+		return list[i].Node < list[j].Node
+	})
+	for _, m := range list {
+		f(m)
+	}
 }
 
 // retain forgets what the newest snapshot no longer uses.
@@ -98,6 +133,11 @@ func (rt *Runtime) retain(used *usedKeys) {
 	for k := range rt.nodes {
 		if !used.nodes[k] {
 			delete(rt.nodes, k)
+		}
+	}
+	for k := range rt.meters {
+		if !used.nodes[k] {
+			delete(rt.meters, k)
 		}
 	}
 	for k := range rt.routeStats {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -111,6 +112,15 @@ func parseRoute(v any) (*Route, *ValidationError) {
 	case !o.has("uri") && !o.has("uris"):
 		return nil, invalid("value should match only one schema, but matches none")
 	}
+	if split, ok := plugins["traffic-split"]; ok {
+		ws, err := parseTrafficSplit(split)
+		if err != nil {
+			return nil, err.inProperty("traffic-split").inProperty("plugins")
+		}
+		r.Split = ws
+		plugins = maps.Clone(plugins)
+		delete(plugins, "traffic-split")
+	}
 	if err := refuseUnsupported(o, plugins, "plugin_config_id", "filter_func", "script", "script_id"); err != nil {
 		return nil, err
 	}
@@ -148,6 +158,60 @@ func parseService(v any) (*Service, *ValidationError) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// parseTrafficSplit checks the one form of APISIX's traffic-split plugin
+// this gateway serves, the one the ingress controller emits: a single rule
+// without `match`, whose weighted_upstreams name stored upstreams by
+// upstream_id (or, without one, the route's own upstream), each with a
+// weight ≥ 0 (default 1, as the plugin's schema).
+func parseTrafficSplit(v any) ([]WeightedUpstream, *ValidationError) {
+	o, err := newObject(v)
+	if err != nil {
+		return nil, err
+	}
+	rules, _ := field(o, "rules", func(v any) ([]any, *ValidationError) { return asArray(v) })
+	o.require("rules")
+	o.closed([]string{"rules"})
+	if o.err != nil {
+		return nil, o.err
+	}
+	if len(rules) != 1 {
+		return nil, invalid("property \"rules\" validation failed: only one rule is supported by this gateway")
+	}
+	ro, err := newObject(rules[0])
+	if err != nil {
+		return nil, err.inItem(0).inProperty("rules")
+	}
+	if m, ok := ro.m["match"]; ok {
+		if l, _ := m.([]any); len(l) > 0 {
+			return nil, invalid("match conditions are not supported by this gateway")
+		}
+	}
+	ws, _ := field(ro, "weighted_upstreams", func(v any) ([]WeightedUpstream, *ValidationError) {
+		return arrayOf(v, 1, parseWeightedUpstream)
+	})
+	ro.require("weighted_upstreams")
+	ro.closed([]string{"match", "weighted_upstreams"})
+	if ro.err != nil {
+		return nil, ro.err.inItem(0).inProperty("rules")
+	}
+	return ws, nil
+}
+
+func parseWeightedUpstream(v any) (WeightedUpstream, *ValidationError) {
+	o, err := newObject(v)
+	if err != nil {
+		return WeightedUpstream{}, err
+	}
+	var w WeightedUpstream
+	w.UpstreamID, _ = field(o, "upstream_id", parseID)
+	w.Weight = fieldOr(o, "weight", atLeast(0).integer, 1)
+	if o.has("upstream") {
+		o.fail("upstream", invalid("inline upstreams are not supported by this gateway; use upstream_id"))
+	}
+	o.closed([]string{"upstream_id", "weight", "upstream"})
+	return w, o.err
 }
 
 // refuseUnsupported fails for a non-empty plugins object, naming the

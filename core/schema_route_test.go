@@ -12,6 +12,8 @@ import (
 // (Vars is only checked for nil / non-nil).
 func routeValidCases(f func(body string, want *Route)) {
 	f(`{"uri":"/a","upstream_id":1}`, &Route{URIs: []string{"/a"}, UpstreamID: "1", Status: 1})
+	f(`{"uri":"/a","upstream_id":1,"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":100},{"upstream_id":"b","weight":100}]}]}}}`,
+		&Route{URIs: []string{"/a"}, UpstreamID: "1", Status: 1, Split: []WeightedUpstream{{Weight: 100}, {UpstreamID: "b", Weight: 100}}})
 	f(`{"uri":"/a*","upstream_id":"up-1.x_y"}`, &Route{URIs: []string{"/a*"}, UpstreamID: "up-1.x_y", Status: 1})
 	f(`{"uris":["/a","/b*"],"service_id":"s1"}`, &Route{URIs: []string{"/a", "/b*"}, ServiceID: "s1", Status: 1})
 	f(`{"id":"r1","name":"n","desc":"","labels":{"env":"prod","v":"1"},"create_time":1700000000,"update_time":1700000001,"uri":"/","upstream_id":9}`,
@@ -76,6 +78,8 @@ func TestParseRouteValid(t *testing.T) {
 func routeErrorCases(f func(body, wantErr string)) {
 	// Not a route at all.
 	f(``, `invalid request body: EOF`)
+	f(`{"uri":"/","upstream_id":1,"plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":-1}]}]}}}`,
+		`property "plugins" validation failed: property "traffic-split" validation failed: property "rules" validation failed: failed to validate item 1: property "weighted_upstreams" validation failed: failed to validate item 1: property "weight" validation failed: expected -1 to be at least 0`)
 	f(`{"uri":"/",`, `invalid request body: unexpected EOF`)
 	f(`{"uri":"/","upstream_id":1} {}`, `invalid request body: unexpected data after the top-level value`)
 	f(`[1]`, `wrong type: expected object, got array`)
@@ -301,4 +305,26 @@ func TestParseServiceErrors(t *testing.T) {
 		}
 	}
 	serviceErrorCases(f)
+}
+
+func TestParseRouteTrafficSplit(t *testing.T) {
+	r, err := ParseRoute([]byte(`{"uri":"/","upstream_id":"a","plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":90},{"upstream_id":"b","weight":10},{"upstream_id":3}]}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WeightedUpstream{{Weight: 90}, {UpstreamID: "b", Weight: 10}, {UpstreamID: "3", Weight: 1}}
+	if len(r.Split) != 3 || r.Split[0] != want[0] || r.Split[1] != want[1] || r.Split[2] != want[2] {
+		t.Fatalf("split %+v", r.Split)
+	}
+	for body, msg := range map[string]string{
+		`{"traffic-split":{"rules":[{"match":[{"vars":[]}],"weighted_upstreams":[{"weight":1}]}]}}`: "match conditions are not supported",
+		`{"traffic-split":{"rules":[]}}`:                                                       "only one rule",
+		`{"traffic-split":{"rules":[{"weighted_upstreams":[{"upstream":{}}]}]}}`:               "inline upstreams are not supported",
+		`{"traffic-split":{"rules":[{"weighted_upstreams":[{"weight":1}]}]},"limit-count":{}}`: "plugins are not supported by this gateway: limit-count",
+	} {
+		_, err := ParseRoute([]byte(`{"uri":"/","upstream_id":"a","plugins":` + body + `}`))
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: %v, want %q", body, err, msg)
+		}
+	}
 }

@@ -398,10 +398,11 @@ func parseKeepalivePool(v any) (*KeepalivePool, *ValidationError) {
 
 var tlsProps = []string{"client_cert_id", "client_cert", "client_key", "verify", "ca_certs"}
 
-// parseUpstreamTLS checks the shape of `tls`: client_cert and client_key
-// together (PEM texts of 128 and 64 to 64 Ki characters), or client_cert_id,
-// verify, and ca_certs (our extension: PEM certificates). The PEM blocks are
-// parsed later, when the upstream is compiled.
+// parseUpstreamTLS checks `tls`: client_cert and client_key together (PEM
+// texts of 128 and 64 to 64 Ki characters, which must parse and match, as
+// APISIX's check_upstream_conf), or client_cert_id (whose SSL object the
+// Admin API checks), verify, and ca_certs (PEM CA certificates, which must
+// parse).
 func parseUpstreamTLS(v any) (*UpstreamTLS, *ValidationError) {
 	o, err := newObject(v)
 	if err != nil {
@@ -428,10 +429,16 @@ func parseUpstreamTLS(v any) (*UpstreamTLS, *ValidationError) {
 	if o.err != nil {
 		return nil, o.err
 	}
+	if t.ClientCert != "" {
+		if _, err := loadKeyPair(t.ClientCert, t.ClientKey); err != nil {
+			return nil, err
+		}
+	}
 	return &t, nil
 }
 
-// parsePEMText checks that a string looks like PEM text.
+// parsePEMText checks a PEM text of CA certificates: every block must be
+// a certificate that parses.
 func parsePEMText(v any) (string, *ValidationError) {
 	s, err := strRule{minLen: 1}.parse(v)
 	if err != nil {
@@ -439,6 +446,9 @@ func parsePEMText(v any) (string, *ValidationError) {
 	}
 	if !strings.Contains(s, "-----BEGIN ") {
 		return "", invalid("expected PEM text (-----BEGIN ...)")
+	}
+	if _, err := parseCertificates(s); err != nil {
+		return "", invalid("failed to parse cert: %v", err)
 	}
 	return s, nil
 }

@@ -101,11 +101,12 @@ func upstreamValidCases(f func(body string, want *Upstream)) {
 	}))
 	f(`{"nodes":{},"tls":{}}`, up(func(u *Upstream) { u.TLS = &UpstreamTLS{} }))
 	f(`{"nodes":{},"tls":{"client_cert_id":1,"verify":true}}`, up(func(u *Upstream) { u.TLS = &UpstreamTLS{ClientCertID: "1", Verify: true} }))
-	f(`{"nodes":{},"scheme":"https","tls":{"client_cert":"`+testCert+`","client_key":"`+testKey+`","ca_certs":["`+testCert+`"]}}`,
+	pki := fixedPKI()
+	f(`{"nodes":{},"scheme":"https","tls":{"client_cert":"`+jsonString(pki.Client.Cert)+`","client_key":"`+jsonString(pki.Client.Key)+
+		`","ca_certs":["`+jsonString(pki.CA.CAPEM)+`"]}}`,
 		up(func(u *Upstream) {
-			c, k := strings.ReplaceAll(testCert, `\n`, "\n"), strings.ReplaceAll(testKey, `\n`, "\n")
 			u.Scheme = "https"
-			u.TLS = &UpstreamTLS{ClientCert: c, ClientKey: k, CACerts: []string{c}}
+			u.TLS = &UpstreamTLS{ClientCert: pki.Client.Cert, ClientKey: pki.Client.Key, CACerts: []string{pki.CA.CAPEM}}
 		}))
 	f(`{"nodes":{},"retry_on_statuses":[502,503,504]}`, up(func(u *Upstream) { u.RetryOnStatuses = []int{502, 503, 504} }))
 	f(`{"nodes":{},"retry_on_statuses":[]}`, up(nil))
@@ -232,6 +233,16 @@ func upstreamErrorCases(f func(body, wantErr string)) {
 	f(`{"nodes":{},"tls":{"ca_certs":["x"]}}`, `property "tls" validation failed: property "ca_certs" validation failed: failed to validate item 1: expected PEM text (-----BEGIN ...)`)
 	f(`{"nodes":{},"tls":{"ca_certs":[""]}}`, `property "tls" validation failed: property "ca_certs" validation failed: failed to validate item 1: string too short, expected at least 1, got 0`)
 	f(`{"nodes":{},"tls":{"sni":"a"}}`, `property "tls" validation failed: additional properties forbidden, found sni`)
+	// PEM texts must parse, and the key must match the certificate.
+	pki := fixedPKI()
+	cc, ok := jsonString(pki.Client.Cert), jsonString(pki.Other.Key)
+	f(`{"nodes":{},"tls":{"client_cert":"`+testCert+`","client_key":"`+testKey+`"}}`, `property "tls" validation failed: failed to parse cert: x509: malformed certificate`)
+	f(`{"nodes":{},"tls":{"client_cert":"`+cc+`","client_key":"`+testKey+`"}}`, `property "tls" validation failed: failed to parse key: the PRIVATE KEY block is not a PKCS #1, PKCS #8 or SEC 1 private key`)
+	f(`{"nodes":{},"tls":{"client_cert":"`+cc+`","client_key":"`+cc+`"}}`, `property "tls" validation failed: failed to parse key: unexpected PEM block CERTIFICATE (want a PRIVATE KEY)`)
+	f(`{"nodes":{},"tls":{"client_cert":"`+cc+`","client_key":"`+ok+`"}}`, `property "tls" validation failed: the key does not match the certificate: tls: private key does not match public key`)
+	f(`{"nodes":{},"tls":{"ca_certs":["`+testCert+`"]}}`, `property "tls" validation failed: property "ca_certs" validation failed: failed to validate item 1: failed to parse cert: x509: malformed certificate`)
+	f(`{"nodes":{},"tls":{"ca_certs":["`+ok+`"]}}`, `property "tls" validation failed: property "ca_certs" validation failed: failed to validate item 1: failed to parse cert: unexpected PEM block PRIVATE KEY (want CERTIFICATE)`)
+	f(`{"nodes":{},"tls":{"ca_certs":["`+cc+`x"]}}`, `property "tls" validation failed: property "ca_certs" validation failed: failed to validate item 1: failed to parse cert: unexpected data after the last PEM block`)
 
 	// retry_on_statuses.
 	f(`{"nodes":{},"retry_on_statuses":[404]}`, `property "retry_on_statuses" validation failed: failed to validate item 1: expected 404 to be at least 500`)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"reflect"
 	"sort"
 )
 
@@ -12,13 +13,42 @@ type Config struct {
 	Routes    map[string]*Route
 	Upstreams map[string]*Upstream
 	Services  map[string]*Service
+	SSLs      map[string]*SSL
+	// Kong holds the Kong dialect's entities by id, and KongDerived the
+	// routes and upstreams translated from them (ids "kong:..."). The
+	// compiler serves both dialects from the one snapshot.
+	Kong        KongEntities
+	KongDerived *KongDerived
 	// Revision is the store revision the config reflects.
 	Revision int64
 }
 
 // NewConfig returns an empty config.
 func NewConfig() *Config {
-	return &Config{Routes: map[string]*Route{}, Upstreams: map[string]*Upstream{}, Services: map[string]*Service{}}
+	return &Config{Routes: map[string]*Route{}, Upstreams: map[string]*Upstream{}, Services: map[string]*Service{},
+		SSLs: map[string]*SSL{}, Kong: newKongEntities(), KongDerived: &KongDerived{}}
+}
+
+// upstream returns the upstream with the given id, from either dialect.
+func (cfg *Config) upstream(id string) *Upstream {
+	if u := cfg.Upstreams[id]; u != nil {
+		return u
+	}
+	if cfg.KongDerived != nil {
+		return cfg.KongDerived.Upstreams[id]
+	}
+	return nil
+}
+
+// route returns the route with the given id, from either dialect.
+func (cfg *Config) route(id string) *Route {
+	if r := cfg.Routes[id]; r != nil {
+		return r
+	}
+	if cfg.KongDerived != nil {
+		return cfg.KongDerived.Routes[id]
+	}
+	return nil
 }
 
 // Key returns the store key of a resource, e.g. "/apisix/routes/1".
@@ -34,6 +64,8 @@ type Snapshot struct {
 	Balancers map[string]*Balancer
 	// Entries holds the compiled routes by route key.
 	Entries map[string]*RouteEntry
+	// Certs indexes the server SSL objects by SNI for the HTTPS listener.
+	Certs *CertIndex
 }
 
 // Compile builds a snapshot of cfg. Balancers of prev whose upstream
@@ -43,6 +75,7 @@ type Snapshot struct {
 // concurrently with itself on the same Runtime.
 func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	used := newUsedKeys()
+	used.ssls = cfg.SSLs
 	s := &Snapshot{
 		Config:    cfg,
 		Balancers: make(map[string]*Balancer, len(cfg.Upstreams)),
@@ -54,7 +87,7 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 		}
 		var b *Balancer
 		if prev != nil {
-			if old, ok := prev.Balancers[key]; ok && old.Conf == u {
+			if old, ok := prev.Balancers[key]; ok && old.Conf == u && old.clientSSL == clientSSL(u, cfg) {
 				b = old
 				old.markUsed(used)
 			}
@@ -68,6 +101,11 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	for id, u := range cfg.Upstreams {
 		balancer(Key(KindUpstreams, id), u)
 	}
+	if cfg.KongDerived != nil {
+		for id, u := range cfg.KongDerived.Upstreams {
+			balancer(Key(KindUpstreams, id), u)
+		}
+	}
 	for id, svc := range cfg.Services {
 		if svc.Upstream != nil {
 			balancer(Key(KindServices, id), svc.Upstream)
@@ -78,20 +116,48 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	for id := range cfg.Routes {
 		ids = append(ids, id)
 	}
+	if cfg.KongDerived != nil {
+		for id := range cfg.KongDerived.Routes {
+			ids = append(ids, id)
+		}
+	}
 	sort.Strings(ids)
 	entries := make([]*RouteEntry, 0, len(ids))
 	for _, id := range ids {
-		r := cfg.Routes[id]
+		r := cfg.route(id)
 		key := Key(KindRoutes, id)
 		e := &RouteEntry{Route: r, Key: key, Hosts: r.Hosts, Stats: rt.stats(key)}
 		used.routes[key] = true
 		s.resolve(e, cfg, balancer)
+		e.rewrite = compileRewrite(r.Rewrite)
+		if len(r.Split) > 0 {
+			s.resolveSplit(e, cfg, balancer)
+		}
 		s.Entries[key] = e
 		entries = append(entries, e)
 	}
 	s.Router = BuildRouter(entries)
+	if prev != nil && prev.Certs != nil && sameMap(prev.Config.SSLs, cfg.SSLs) {
+		s.Certs = prev.Certs
+	} else {
+		s.Certs = buildCertIndex(cfg.SSLs, baseServerTLS())
+	}
 	rt.retain(used)
 	return s
+}
+
+// clientSSL returns the SSL object u names with tls.client_cert_id, if any.
+func clientSSL(u *Upstream, cfg *Config) *SSL {
+	if u.TLS == nil || u.TLS.ClientCertID == "" {
+		return nil
+	}
+	return cfg.SSLs[u.TLS.ClientCertID]
+}
+
+// sameMap reports whether a and b are the same map (not merely equal):
+// the manager shares a kind's map between configs until that kind changes.
+func sameMap[V any](a, b map[string]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // resolve finds the route's upstream (route upstream_id, route upstream,
@@ -112,7 +178,7 @@ func (s *Snapshot) resolve(e *RouteEntry, cfg *Config, balancer func(string, *Up
 	}
 	switch {
 	case r.UpstreamID != "":
-		if u := cfg.Upstreams[r.UpstreamID]; u != nil {
+		if u := cfg.upstream(r.UpstreamID); u != nil {
 			e.Upstream = balancer(Key(KindUpstreams, r.UpstreamID), u)
 		}
 	case r.Upstream != nil:
@@ -135,6 +201,37 @@ func (s *Snapshot) resolve(e *RouteEntry, cfg *Config, balancer func(string, *Up
 	e.Timeout = e.Upstream.timeout
 	if r.Timeout != nil {
 		e.Timeout = *r.Timeout
+	}
+}
+
+// resolveSplit compiles the route's weighted upstreams. A share naming an
+// upstream that does not exist answers 502, as a missing upstream_id does.
+func (s *Snapshot) resolveSplit(e *RouteEntry, cfg *Config, balancer func(string, *Upstream) *Balancer) {
+	r := e.Route
+	choices := make([]splitChoice, len(r.Split))
+	weights := make([]int, len(r.Split))
+	for i, w := range r.Split {
+		weights[i] = w.Weight
+		if w.UpstreamID == "" {
+			choices[i] = splitChoice{b: e.Upstream, timeout: e.Timeout, failStatus: e.FailStatus}
+			continue
+		}
+		u := cfg.upstream(w.UpstreamID)
+		if u == nil {
+			choices[i] = splitChoice{failStatus: 502}
+			continue
+		}
+		b := balancer(Key(KindUpstreams, w.UpstreamID), u)
+		c := splitChoice{b: b, timeout: b.timeout}
+		if r.Timeout != nil {
+			c.timeout = *r.Timeout
+		}
+		choices[i] = c
+	}
+	e.split = newUpstreamSplit(choices, weights)
+	if e.split == nil {
+		// Every weight is 0: nothing may take the route's traffic.
+		e.Upstream, e.FailStatus = nil, 503
 	}
 }
 

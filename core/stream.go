@@ -18,12 +18,11 @@ import (
 // the upstream connection and the pick. It holds one upstream connection
 // and no body bytes of its own.
 type bodyStream struct {
-	p    *Proxy
-	b    *Balancer
-	n    *lb.Node
-	pool *pool.Pool
-	c    *pool.Conn
-	br   *bufio.Reader
+	p  *Proxy
+	b  *Balancer
+	n  *lb.Node
+	c  *pool.Conn
+	br *bufio.Reader
 
 	// remaining is the number of body bytes left for a Content-Length body;
 	// -1 means chunked, -2 means delimited by the connection closing.
@@ -34,7 +33,10 @@ type bodyStream struct {
 
 	upstreamClose bool
 	readTimeout   time.Duration
-	start         time.Time
+	// rtt is the response header's latency, reported to the picker; failed
+	// marks a status the picker counts as a failure.
+	rtt    time.Duration
+	failed bool
 
 	// client, when set, is the client connection: its write deadline is
 	// re-armed with sendTimeout before each chunk is relayed, so a client
@@ -47,10 +49,10 @@ var bodyStreamPool = sync.Pool{New: func() any { return &bodyStream{} }}
 
 func acquireBodyStream() *bodyStream { return bodyStreamPool.Get().(*bodyStream) }
 
-func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, pl *pool.Pool, c *pool.Conn, cl int,
-	upstreamClose bool, readTimeout time.Duration, start time.Time) {
-	*s = bodyStream{p: p, b: b, n: n, pool: pl, c: c, br: c.BR, remaining: int64(cl),
-		upstreamClose: upstreamClose, readTimeout: readTimeout, start: start}
+func (s *bodyStream) init(p *Proxy, b *Balancer, n *lb.Node, c *pool.Conn, cl int,
+	upstreamClose bool, readTimeout, rtt time.Duration, failed bool) {
+	*s = bodyStream{p: p, b: b, n: n, c: c, br: c.BR, remaining: int64(cl),
+		upstreamClose: upstreamClose, readTimeout: readTimeout, rtt: rtt, failed: failed}
 }
 
 var (
@@ -218,14 +220,14 @@ func (s *bodyStream) CloseWithError(werr error) error {
 		s.c.Quiet()
 	end := time.Now()
 	if reusable {
-		s.pool.Release(s.c, true, end.UnixNano())
+		s.c.Release(true, end.UnixNano())
 	} else {
-		s.pool.Release(s.c, false, 0)
+		s.c.Release(false, 0)
 		if s.err != nil {
 			s.p.logf("upstream %s node %s: response body aborted: %v", s.b.Key, s.n.Addr, s.err)
 		}
 	}
-	s.b.picker.Done(s.n, nil, end.Sub(s.start), s.err != nil)
+	s.b.picker.Done(s.n, s.rtt, s.failed || s.err != nil)
 	*s = bodyStream{}
 	bodyStreamPool.Put(s)
 	return nil

@@ -4,6 +4,7 @@ package core
 // names are spelled once and never converted per request.
 var (
 	strHTTP  = []byte("http")
+	strSlash = []byte("/")
 	strHTTPS = []byte("https")
 
 	strHost            = []byte("Host")
@@ -14,6 +15,7 @@ var (
 	strXForwardedPort  = []byte("X-Forwarded-Port")
 	strForwarded       = []byte("Forwarded")
 	strUpstreamStatus  = []byte("X-APISIX-Upstream-Status")
+	strSetCookie       = []byte("Set-Cookie")
 	strCommaSpace      = []byte(", ")
 
 	strConnection           = []byte("Connection")

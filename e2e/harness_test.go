@@ -50,6 +50,8 @@ type gateway struct {
 	dataDir  string
 	proxy    string // host:port
 	admin    string // host:port
+	tls      string // host:port of the HTTPS listener; "" when disabled
+	control  string // host:port of the control API
 	key      string
 	args     []string
 	logMu    sync.Mutex
@@ -79,12 +81,26 @@ func startGateway(t *testing.T, dataDir string, extra ...string) *gateway {
 	g := &gateway{t: t, dataDir: dataDir,
 		proxy: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		// Every gateway gets its own control port: the default 9090 would
+		// collide between gateways running side by side.
+		control: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
-	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-data-dir", dataDir}, extra...)
+	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-control-listen", g.control,
+		"-data-dir", dataDir}, extra...)
+	hasTLS := false
 	for i, a := range extra {
 		if a == "-admin-key" && i+1 < len(extra) {
 			g.key = extra[i+1]
 		}
+		if a == "-listen-tls" && i+1 < len(extra) {
+			hasTLS, g.tls = true, extra[i+1]
+		}
+	}
+	if !hasTLS {
+		// Never the default 0.0.0.0:9443: gateways of parallel test runs
+		// would collide there.
+		g.tls = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		g.args = append(g.args, "-listen-tls", g.tls)
 	}
 	g.start()
 	t.Cleanup(g.kill)
@@ -125,12 +141,8 @@ func (g *gateway) start() {
 			g.t.Fatalf("gateway exited early (code %d):\n%s", g.exitCode.Load(), g.logs())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", g.proxy, 100*time.Millisecond); err == nil {
-			c.Close()
-			if c, err := net.DialTimeout("tcp", g.admin, 100*time.Millisecond); err == nil {
-				c.Close()
-				return
-			}
+		if listening(g.proxy) && listening(g.admin) && (g.tls == "" || listening(g.tls)) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -332,5 +344,17 @@ func runBinary(t *testing.T, args ...string) (string, error) {
 		<-done
 		t.Fatalf("gateway %v did not exit:\n%s", args, out.String())
 		return "", nil
+	}
+}
+
+// waitLog waits up to 5 s until the gateway's log contains want (the log
+// is read asynchronously).
+func (g *gateway) waitLog(want string) {
+	g.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(g.logs(), want); {
+		if time.Now().After(deadline) {
+			g.t.Fatalf("the gateway log lacks %q:\n%s", want, g.logs())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

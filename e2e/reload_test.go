@@ -173,10 +173,11 @@ func TestAdminAuthFailuresNeverShowTheKey(t *testing.T) {
 }
 
 // TestListenersDefaultToLoopback reads the defaults from gateway -h: the
-// Admin API listens on loopback unless told otherwise.
+// Admin API and the control API listen on loopback unless told otherwise.
 func TestListenersDefaultToLoopback(t *testing.T) {
 	out, _ := runBinary(t, "-h")
-	for _, want := range []string{`-admin-listen string`, `(default "127.0.0.1:9180")`} {
+	for _, want := range []string{`-admin-listen string`, `(default "127.0.0.1:9180")`,
+		`-control-listen string`, `(default "127.0.0.1:9090")`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gateway -h lacks %q:\n%s", want, out)
 		}

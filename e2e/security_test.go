@@ -285,6 +285,9 @@ func TestTruncatedBodies(t *testing.T) {
 // at most that many connections; more are answered 429 and closed.
 func TestConnectionCapPerIP(t *testing.T) {
 	g := startGateway(t, "", "-max-client-conns-per-ip", "5")
+	// The harness's readiness probes count until the gateway has seen them
+	// close.
+	time.Sleep(300 * time.Millisecond)
 	var held []net.Conn
 	for i := 0; i < 5; i++ {
 		c, err := net.Dial("tcp", g.proxy)
@@ -308,12 +311,13 @@ func TestConnectionCapPerIP(t *testing.T) {
 	held[0].Close()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		code, _, _ := g.request("GET", "/nothing", "")
-		if code == 404 {
+		// The gateway frees the slot once it has seen the close.
+		replies, _ := rawExchange(t, g.proxy, "GET /nothing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", time.Second)
+		if eqInts(statuses(replies), []int{404}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a slot freed by a closed connection was not reused: %d", code)
+			t.Fatalf("a slot freed by a closed connection was not reused: %v", statuses(replies))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -177,6 +177,9 @@ func TestConnectionCap(t *testing.T) {
 	o := startOrigin(t, nil)
 	g := startGateway(t, "", "-max-client-conns", fmt.Sprint(capacity))
 	g.mustDo("PUT", "/apisix/admin/routes/1", fmt.Sprintf(`{"uri":"/*","upstream":{"nodes":{"%s":1}}}`, o.Addr), 201)
+	// The harness's readiness probes hold slots until the gateway has seen
+	// them close.
+	time.Sleep(300 * time.Millisecond)
 
 	held := make([]net.Conn, 0, capacity)
 	for len(held) < capacity {

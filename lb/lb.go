@@ -6,9 +6,16 @@
 // neither locks nor allocates. Runtime state that must outlive a snapshot
 // (in-flight counts, health, latency) lives in NodeState, which the caller
 // shares between snapshots by node address.
+//
+// The algorithms are RoundRobin (APISIX `roundrobin`), CHash (`chash`),
+// LeastConn (`least_conn`) and EWMA (`ewma`); Priority layers node
+// priorities over any of them and Single gives a one-node upstream
+// APISIX's retry-the-same-node behaviour.
 package lb
 
 import (
+	"math/bits"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -21,25 +28,36 @@ type Node struct {
 	Weight int
 	// Priority groups nodes: higher groups are used first.
 	Priority int
-	// Index is the node's position in the slice given to the picker's
-	// constructor; callers use it to find their own per-node data.
+	// Index is the node's position in the upstream's node list; Tried and
+	// the caller's per-node data are indexed by it. A picker may be built
+	// over a subset of the list (one priority group), so Index need not
+	// equal the node's position in the slice a picker was given.
 	Index int
 	// State is shared by every snapshot that has a node at this address.
 	State *NodeState
 }
 
-// NodeState is the runtime state of one node. All fields are atomics; a
-// NodeState is padded to a cache line of its own so that counters of
-// different nodes never share one.
+// NodeState is the runtime state of one node. All fields are atomics.
+//
+// Sharding: the counters are sharded per node, never per upstream or
+// process. Each NodeState is padded so that its counters sit on a cache line
+// of their own; two requests contend on a line only when they use the same
+// node, never because they use the same upstream. The 128-byte struct is
+// allocated from Go's 128-byte size class, which keeps the middle 64 bytes
+// on one line.
 type NodeState struct {
 	_ [64]byte
 
 	// inflight counts tries picked and not yet released.
 	inflight atomic.Int64
+	// ewma packs the peak-EWMA latency (float32 nanoseconds, high half)
+	// and the time of its last sample (uint32 milliseconds since the
+	// process started, low half); zero means no sample yet. See ewma.go.
+	ewma atomic.Uint64
 	// down is set by health checks; pickers skip nodes that are down.
 	down atomic.Bool
 
-	_ [48]byte
+	_ [44]byte
 }
 
 // InFlight returns the number of tries currently using the node.
@@ -52,17 +70,29 @@ func (s *NodeState) Down() bool { return s.down.Load() }
 func (s *NodeState) SetDown(down bool) { s.down.Store(down) }
 
 // Request is what a picker may look at for one pick. The caller owns it
-// (typically pooled per request) and resets it between requests.
+// (typically pooled per request) and resets it between requests; it is used
+// by one goroutine at a time.
 type Request struct {
-	// Hash is the request's hash key for consistent hashing.
+	// Hash is the request's hash key for consistent hashing (see KeyHash).
 	Hash uint64
-	// Tried holds the nodes already tried for this request.
+	// Tried holds the nodes already tried for this request. The caller adds
+	// each picked node; pickers skip its members.
 	Tried Tried
+	// IgnoreDown makes pickers treat nodes marked down as usable. The
+	// proxy sets it when every node of the upstream is down, so that the
+	// request is still sent to them (APISIX's fail-open); see usable.
+	IgnoreDown bool
+	// Now is the time of the pick (with its monotonic reading), for pickers
+	// that need one; the caller reads the clock once per try and shares the
+	// reading. Zero makes such pickers read the clock themselves.
+	Now time.Time
 }
 
 // Reset clears the request for reuse.
 func (r *Request) Reset() {
 	r.Hash = 0
+	r.IgnoreDown = false
+	r.Now = time.Time{}
 	r.Tried.Reset()
 }
 
@@ -71,11 +101,15 @@ func (r *Request) Reset() {
 // Pick returns a node not in r.Tried, or nil when none is available. Every
 // non-nil Pick must be paired with exactly one Done for the same node when
 // the try ends (response complete, error or timeout); Done releases the
-// in-flight count and feeds latency-aware pickers. Both must be safe for
-// concurrent use and must not lock or allocate.
+// in-flight count and feeds latency-aware pickers: rtt is the time from
+// sending the request to its response (0 when unknown), failed reports a
+// try that got no usable response. The node must not be used after Done.
+//
+// Both methods must be safe for concurrent use and must not lock or
+// allocate.
 type Picker interface {
 	Pick(r *Request) *Node
-	Done(n *Node, r *Request, rtt time.Duration, failed bool)
+	Done(n *Node, rtt time.Duration, failed bool)
 }
 
 // acquire marks a try as started on n.
@@ -91,7 +125,24 @@ func release(n *Node) {
 	}
 }
 
-// usable reports whether n may be picked for r: weighted, up, not tried.
+// usable reports whether n may be picked for r: weighted, up (or the
+// request ignores health, r.IgnoreDown), not tried. Every picker filters
+// through it, so that the proxy's fail-open retry works with any picker.
 func usable(n *Node, r *Request) bool {
-	return n.Weight > 0 && !n.State.down.Load() && !r.Tried.Has(n.Index)
+	return n.Weight > 0 && (r.IgnoreDown || !n.State.down.Load()) && !r.Tried.Has(n.Index)
+}
+
+// random returns a uniformly distributed value in [0, n). It uses the
+// runtime's per-thread generator (math/rand/v2's global source), so it
+// neither locks nor allocates nor shares a cache line between threads.
+func random(n int) int {
+	hi, _ := bits.Mul64(rand.Uint64(), uint64(n))
+	return int(hi)
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

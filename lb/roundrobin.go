@@ -17,7 +17,9 @@ const maxSequence = 1 << 20
 // interleaved order (weights 5:1:1 give a a b a c a a).
 //
 // Nodes of weight 0, nodes marked down and nodes already tried by the
-// request are skipped. RoundRobin is safe for concurrent use.
+// request are skipped. RoundRobin is safe for concurrent use. The cursor is
+// the one counter shared by every request of the upstream (a strict
+// rotation needs it); it sits on a cache line of its own.
 type RoundRobin struct {
 	nodes []*Node
 	seq   []uint32
@@ -27,7 +29,7 @@ type RoundRobin struct {
 	_      [56]byte
 }
 
-// NewRoundRobin builds the picker over nodes; node i must have Index i.
+// NewRoundRobin builds the picker over nodes.
 func NewRoundRobin(nodes []*Node) *RoundRobin {
 	return &RoundRobin{nodes: nodes, seq: smoothSequence(nodes)}
 }
@@ -44,9 +46,19 @@ func (rr *RoundRobin) Pick(r *Request) *Node {
 	if usable(node, r) {
 		return acquire(node)
 	}
-	// Slow path: walk on through the cycle. A full cycle visits every
-	// weighted node, so this ends; it is only taken on retries or when
-	// nodes are down.
+	// Slow path (retries, nodes down): take the next turns of the cycle,
+	// each a new turn of the shared cursor, so that the nodes left keep
+	// their proportions. Walking on from start instead would give every
+	// turn of a down node to the node after it in the cycle.
+	for i := uint64(1); i < n; i++ {
+		node = rr.nodes[rr.seq[(rr.cursor.Add(1)-1)%n]]
+		if usable(node, r) {
+			return acquire(node)
+		}
+	}
+	// Slowest path: concurrent picks took turns in between, so the turns
+	// above may have missed the usable nodes; a full cycle visits every
+	// weighted node, so this finds one if there is one.
 	for i := uint64(1); i < n; i++ {
 		node = rr.nodes[rr.seq[(start+i)%n]]
 		if usable(node, r) {
@@ -57,7 +69,7 @@ func (rr *RoundRobin) Pick(r *Request) *Node {
 }
 
 // Done releases a pick.
-func (rr *RoundRobin) Done(n *Node, _ *Request, _ time.Duration, _ bool) { release(n) }
+func (rr *RoundRobin) Done(n *Node, _ time.Duration, _ bool) { release(n) }
 
 // smoothSequence computes one cycle of nginx's smooth weighted round robin.
 func smoothSequence(nodes []*Node) []uint32 {
@@ -123,13 +135,6 @@ func smoothSequence(nodes []*Node) []uint32 {
 		h.fix0()
 	}
 	return seq
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }
 
 type edfItem struct {

@@ -13,6 +13,8 @@ import "sync/atomic"
 //
 // A sweeper may steal a connection out of a slot that is still linked in
 // `head` (by swapping the slot's pointer to nil); pop skips such slots.
+//
+// push, pop and steal are safe for concurrent use; none locks or allocates.
 type idleStack struct {
 	slots []idleSlot
 	head  atomic.Uint64
@@ -26,6 +28,7 @@ type idleSlot struct {
 	next atomic.Uint32
 }
 
+// newIdleStack returns an empty stack of the given capacity (at least 1).
 func newIdleStack(capacity int) *idleStack {
 	s := &idleStack{slots: make([]idleSlot, capacity)}
 	for i := capacity - 1; i >= 0; i-- {

@@ -5,61 +5,63 @@ import (
 	"time"
 )
 
-// Registry shares pools between configuration snapshots: a snapshot asks
-// for the pool of a key, and an unchanged node keeps its warm connections
-// across edits. It also runs the one sweeper goroutine that closes expired
-// idle connections of every pool.
+// Registry shares pool groups between configuration snapshots: a snapshot
+// asks for the group of a key, and an unchanged node keeps its warm
+// connections across edits. It also runs the one sweeper goroutine that
+// closes expired idle connections of every pool.
 //
-// Registry methods lock; they are called when a snapshot is compiled, never
-// per request.
+// Registry methods lock; they are called when a snapshot is compiled (and
+// by metrics), never per request.
 type Registry struct {
-	mu    sync.Mutex
-	pools map[string]*Pool
-	stop  chan struct{}
-	done  chan struct{}
+	mu     sync.Mutex
+	groups map[string]*Group
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // NewRegistry starts a registry whose sweeper runs every interval.
 func NewRegistry(interval time.Duration) *Registry {
-	r := &Registry{pools: map[string]*Pool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Registry{groups: map[string]*Group{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go r.sweepLoop(interval)
 	return r
 }
 
-// Get returns the pool for key, creating it with opts when absent. Callers
-// must build key from everything that makes connections incompatible:
-// scheme, address, SNI, TLS identity and the pool settings.
-func (r *Registry) Get(key string, opts Options) *Pool {
+// Group returns the group for key, creating it with the options opts
+// returns when absent (opts is not called otherwise).
+// Callers must build key from everything that makes connections
+// incompatible except the SNI: scheme, address, TLS identity (client
+// certificate, verification, CA certificates) and the pool settings.
+func (r *Registry) Group(key string, opts func() Options) *Group {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p, ok := r.pools[key]; ok {
-		return p
+	if g, ok := r.groups[key]; ok {
+		return g
 	}
-	p := New(opts)
-	r.pools[key] = p
-	return p
+	g := newGroup(key, opts())
+	r.groups[key] = g
+	return g
 }
 
-// Retain closes and forgets every pool whose key is not in keep.
+// Retain closes and forgets every group whose key is not in keep.
 // In-flight requests on a forgotten pool finish normally; their
 // connections are closed on release.
 func (r *Registry) Retain(keep map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, p := range r.pools {
+	for k, g := range r.groups {
 		if !keep[k] {
-			p.Close()
-			delete(r.pools, k)
+			g.close()
+			delete(r.groups, k)
 		}
 	}
 }
 
-// Each calls f for every pool (for metrics). f must not call the registry.
-func (r *Registry) Each(f func(key string, p *Pool)) {
+// Each calls f for every group (for metrics). f must not call the registry.
+func (r *Registry) Each(f func(g *Group)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, p := range r.pools {
-		f(k, p)
+	for _, g := range r.groups {
+		f(g)
 	}
 }
 
@@ -80,13 +82,13 @@ func (r *Registry) sweepLoop(interval time.Duration) {
 			return
 		case now := <-t.C:
 			r.mu.Lock()
-			pools := make([]*Pool, 0, len(r.pools))
-			for _, p := range r.pools {
-				pools = append(pools, p)
+			groups := make([]*Group, 0, len(r.groups))
+			for _, g := range r.groups {
+				groups = append(groups, g)
 			}
 			r.mu.Unlock()
-			for _, p := range pools {
-				p.sweep(now.UnixNano())
+			for _, g := range groups {
+				g.sweep(now.UnixNano())
 			}
 		}
 	}

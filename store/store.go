@@ -81,7 +81,7 @@ type WatchResponse struct {
 var (
 	ErrNotFound    = errors.New("store: key not found")
 	ErrConflict    = errors.New("store: value changed before overwritten") // CAS failed
-	ErrUnavailable = errors.New("store: unavailable")                      // backend down (used by etcd later)
+	ErrUnavailable = errors.New("store: unavailable")                      // backend down (etcd unreachable, failed disk)
 	ErrClosed      = errors.New("store: closed")
 )
 
@@ -114,3 +114,22 @@ type Store interface {
 	// Close stops watchers (their channels close) and releases the backend.
 	Close() error
 }
+
+// ConnState is implemented by backends that reach a server over the
+// network (Etcd). Connected reports whether the server answered the last
+// call or background check; it is safe for concurrent use and never
+// blocks. A backend without it (the embedded Bolt) counts as connected.
+type ConnState interface {
+	Connected() bool
+}
+
+// Connected reports whether s reaches its backend: s.Connected() for a
+// ConnState, true otherwise.
+func Connected(s Store) bool {
+	if c, ok := s.(ConnState); ok {
+		return c.Connected()
+	}
+	return true
+}
+
+var _ ConnState = (*Etcd)(nil)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeway/gateway/store"
 	"github.com/goccy/go-yaml"
 )
 
@@ -16,11 +17,19 @@ import (
 // wins over the file).
 type options struct {
 	Listen       string
+	ListenTLS    string
 	AdminListen  string
 	DataDir      string
 	AdminKey     string
 	ConfigFile   string
 	DrainTimeout time.Duration
+	Etcd         string
+	EtcdPrefix   string
+	Standalone   string
+
+	// ControlListen is the control API's address; "" disables it.
+	ControlListen string
+
 	edgeOptions
 }
 
@@ -28,14 +37,26 @@ type options struct {
 func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.StringVar(&o.Listen, "listen", "0.0.0.0:9080", "address of the proxy listener (HTTP)")
+	fs.StringVar(&o.ListenTLS, "listen-tls", "0.0.0.0:9443",
+		"address of the HTTPS proxy listener, serving the certificates of the SSL objects by SNI; empty disables it")
 	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9180",
 		"address of the Admin API and /metrics; a non-loopback address requires -admin-key")
+	fs.StringVar(&o.ControlListen, "control-listen", "127.0.0.1:9090",
+		"address of the control API (/v1/healthcheck: the health of upstream nodes); empty disables it")
 	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory of the embedded configuration store")
 	fs.StringVar(&o.AdminKey, "admin-key", "",
 		"key every admin request must carry in X-API-KEY; without it only loopback clients may use the Admin API")
 	fs.StringVar(&o.ConfigFile, "c", "", "YAML `file` setting any of these flags by name, e.g. \"admin-listen: 127.0.0.1:9180\" (the command line wins)")
+	fs.StringVar(&o.Standalone, "standalone", "",
+		"serve the configuration in this file (APISIX standalone YAML/JSON, APISIX Ingress CRDs or Kong declarative), "+
+			"re-applied when it changes; the Admin API is then read-only and -data-dir is not used")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 30*time.Second,
 		"on SIGTERM, how long in-flight requests may take to finish before the gateway exits")
+	fs.StringVar(&o.Etcd, "etcd", "",
+		"comma-separated etcd client `URLs` (e.g. http://h1:2379,http://h2:2379): keep the configuration in etcd, "+
+			"shared by a fleet of gateways and APISIX's tools, instead of the embedded store in -data-dir")
+	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", store.DefaultEtcdPrefix,
+		"etcd key prefix standing for /apisix in APISIX's key layout (APISIX's etcd.prefix); used with -etcd")
 	addEdgeFlags(fs, &o.edgeOptions)
 	return fs
 }

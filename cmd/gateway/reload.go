@@ -4,10 +4,8 @@ import (
 	"flag"
 	"log"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
@@ -40,17 +38,17 @@ type reloader struct {
 	api   *admin.API
 }
 
-// waitForStop handles signals until SIGTERM or SIGINT, which it returns.
-func (r *reloader) waitForStop() os.Signal {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for s := range sig {
-		if s != syscall.SIGHUP {
+// waitForStop reloads on every signal from hup until stop delivers one,
+// which it returns.
+func (r *reloader) waitForStop(stop, hup <-chan os.Signal) os.Signal {
+	for {
+		select {
+		case s := <-stop:
 			return s
+		case <-hup:
+			r.reload()
 		}
-		r.reload()
 	}
-	return nil
 }
 
 // reload applies the reloadable settings of the config file. Nothing is
