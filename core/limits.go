@@ -39,8 +39,9 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxConns caps the client connections served at once by one
 	// listener; a connection beyond it is answered 503 and closed. The
-	// cap bounds the memory client connections can take (about 33 KiB
-	// each, see docs/security.md). Default 10,000. Restart.
+	// cap bounds the memory client connections can take (23–35 KiB each,
+	// see docs/security.md). Zero is fasthttp's default, 262,144.
+	// Default 10,000. Restart.
 	MaxConns int
 	// MaxConnsPerIP caps the connections of one client address; beyond it
 	// a connection is answered 429 and closed. Default 0 (no cap: clients
