@@ -1,0 +1,173 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DNSOptions configure DNS discovery. The zero value uses the system's
+// name servers.
+type DNSOptions struct {
+	// Servers are the name servers ("host:port"), asked in order. Empty
+	// means those of ResolvConf.
+	Servers []string
+	// ResolvConf is read when Servers is empty; default /etc/resolv.conf.
+	ResolvConf string
+	// HostsFile answers names before DNS; default /etc/hosts, "-" for
+	// none.
+	HostsFile string
+	// Timeout bounds one query to one server; default 2 s (or the
+	// resolv.conf timeout).
+	Timeout time.Duration
+	// Schedule decides when names are looked up again; the zero value
+	// means DefaultSchedule.
+	Schedule Schedule
+	// NegativeTTL is the TTL of an authoritative empty answer that
+	// carries no SOA record; default 30 s (clamped by the schedule).
+	NegativeTTL time.Duration
+	// Logf logs failures, recoveries and empty answers; nil discards.
+	Logf func(format string, args ...any)
+}
+
+// DNS is the "dns" discoverer: a service_name "name" or "name:port" is
+// looked up as SRV records first (each target's addresses become nodes
+// with the record's port, weight and priority), then as A and AAAA
+// records (each address a node on the name's port, or the scheme's
+// default port). Host names of static nodes are looked up as A and AAAA
+// only (Query.AddressOnly). Names are absolute: no search domains.
+//
+// Every name is re-resolved in the background on its TTL (see Schedule);
+// the watches of one name share one lookup loop. On failure — a timeout,
+// an unreachable server, REFUSED, SERVFAIL, or an empty answer without
+// authority — the last good node set stays. Only an authoritative
+// NXDOMAIN or NODATA empties it.
+type DNS struct {
+	ex     exchanger
+	hosts  *hostsFile
+	negTTL time.Duration
+	hub    *hub
+}
+
+// NewDNS returns a DNS discoverer. Close it to stop its lookups.
+func NewDNS(o DNSOptions) (*DNS, error) {
+	servers, timeout := o.Servers, o.Timeout
+	if len(servers) == 0 {
+		path := o.ResolvConf
+		if path == "" {
+			path = "/etc/resolv.conf"
+		}
+		s, t, err := systemServers(path)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: cannot find the system's name servers: %w", err)
+		}
+		servers = s
+		if timeout == 0 {
+			timeout = t
+		}
+	} else {
+		var err error
+		if servers, err = ParseServers(servers); err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+	}
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	hosts := &hostsFile{path: o.HostsFile}
+	switch o.HostsFile {
+	case "":
+		hosts.path = "/etc/hosts"
+	case "-":
+		hosts = nil
+	}
+	sched := o.Schedule
+	if sched == (Schedule{}) {
+		sched = DefaultSchedule
+	}
+	neg := o.NegativeTTL
+	if neg <= 0 {
+		neg = 30 * time.Second
+	}
+	return newDNS(newDNSClient(servers, timeout), hosts, neg, sched, o.Logf), nil
+}
+
+func newDNS(ex exchanger, hosts *hostsFile, negTTL time.Duration, sched Schedule, logf func(string, ...any)) *DNS {
+	return &DNS{ex: ex, hosts: hosts, negTTL: negTTL, hub: newHub(sched, logf)}
+}
+
+// Watch implements Discoverer. A query whose service name does not parse
+// (validation refuses such names) gets a watch that fails every lookup.
+func (d *DNS) Watch(q Query, notify func(State)) Watch {
+	name, port, err := ParseDNSService(q.Service)
+	if port == 0 {
+		port = q.DefaultPort
+	}
+	mode := "dns"
+	if q.AddressOnly {
+		mode = "dns-addr"
+	}
+	key := mode + "|" + strings.ToLower(name) + "|" + strconv.Itoa(port)
+	return d.hub.watch(key, "dns "+q.Service, func() lookupFunc {
+		if err != nil {
+			return func(context.Context) Result { return Result{Err: err} }
+		}
+		r := &resolver{ex: d.ex, hosts: d.hosts, negTTL: d.negTTL, name: name, port: port, addrOnly: q.AddressOnly}
+		if ip, err := netip.ParseAddr(name); err == nil {
+			r.ip = ip
+		}
+		return r.lookup
+	}, notify)
+}
+
+// Close stops every lookup loop and waits for them to end.
+func (d *DNS) Close() { d.hub.close() }
+
+var dnsNamePattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$`)
+
+// ParseDNSService splits a dns service_name, "name" or "name:port", and
+// checks it; port is 0 when absent.
+func ParseDNSService(s string) (name string, port int, err error) {
+	name = s
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		name = s[:i]
+		if port, err = parsePort(s[i+1:]); err != nil || port == 0 {
+			return "", 0, fmt.Errorf("invalid port in service_name %q", s)
+		}
+	}
+	if len(name) == 0 || len(name) > 253 || !dnsNamePattern.MatchString(name) {
+		return "", 0, fmt.Errorf("service_name %q is not a DNS name (want \"name\" or \"name:port\")", s)
+	}
+	return name, port, nil
+}
+
+func parsePort(s string) (int, error) {
+	if s == "" || len(s) > 5 {
+		return 0, errors.New("invalid port")
+	}
+	p := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("invalid port")
+		}
+		p = p*10 + int(s[i]-'0')
+	}
+	if p > 65535 {
+		return 0, errors.New("invalid port")
+	}
+	return p, nil
+}
+
+func init() {
+	Register("dns", TypeInfo{CheckService: func(service string, _ map[string]string) error {
+		_, _, err := ParseDNSService(service)
+		return err
+	}})
+}
+
+var _ Discoverer = (*DNS)(nil)
