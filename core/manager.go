@@ -104,6 +104,9 @@ func (m *Manager) translateKong(cfg *Config, prev *KongDerived) {
 func (m *Manager) publish(cfg *Config) {
 	snap := m.Runtime.Compile(cfg, m.Proxy.Snapshot())
 	m.Compiles.Add(1)
+	// New discovered upstreams serve their nodes from the first request
+	// (bounded wait; see AwaitDiscovery).
+	m.Runtime.AwaitDiscovery(snap)
 	m.Proxy.Publish(snap)
 	if m.OnPublish != nil {
 		m.OnPublish(snap)
