@@ -48,10 +48,11 @@ type DNSOptions struct {
 // authority — the last good node set stays. Only an authoritative
 // NXDOMAIN or NODATA empties it.
 type DNS struct {
-	ex     exchanger
-	hosts  *hostsFile
-	negTTL time.Duration
-	hub    *hub
+	servers []string
+	ex      exchanger
+	hosts   *hostsFile
+	negTTL  time.Duration
+	hub     *hub
 }
 
 // NewDNS returns a DNS discoverer. Close it to stop its lookups.
@@ -94,8 +95,13 @@ func NewDNS(o DNSOptions) (*DNS, error) {
 	if neg <= 0 {
 		neg = 30 * time.Second
 	}
-	return newDNS(newDNSClient(servers, timeout), hosts, neg, sched, o.Logf), nil
+	d := newDNS(newDNSClient(servers, timeout), hosts, neg, sched, o.Logf)
+	d.servers = servers
+	return d, nil
 }
+
+// Servers returns the name servers asked, in order.
+func (d *DNS) Servers() []string { return d.servers }
 
 func newDNS(ex exchanger, hosts *hostsFile, negTTL time.Duration, sched Schedule, logf func(string, ...any)) *DNS {
 	return &DNS{ex: ex, hosts: hosts, negTTL: negTTL, hub: newHub(sched, logf)}

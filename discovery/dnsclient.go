@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -50,6 +51,27 @@ func (e *rcodeError) Error() string {
 	return fmt.Sprintf("server %s answered %s", e.server, dns.RcodeToString[e.rcode])
 }
 
+// serverError is a server that could not be asked. Its message names the
+// cause without the socket's local port, so that a lasting outage logs one
+// line rather than one per retry.
+type serverError struct {
+	server string
+	err    error
+}
+
+func (e *serverError) Error() string {
+	var ne net.Error
+	switch {
+	case errors.Is(e.err, syscall.ECONNREFUSED):
+		return "server " + e.server + ": connection refused"
+	case errors.As(e.err, &ne) && ne.Timeout():
+		return "server " + e.server + ": timeout"
+	}
+	return "server " + e.server + ": " + e.err.Error()
+}
+
+func (e *serverError) Unwrap() error { return e.err }
+
 func (c *dnsClient) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
@@ -65,7 +87,7 @@ func (c *dnsClient) exchange(ctx context.Context, name string, qtype uint16) (*d
 			resp, _, err = c.tcp.ExchangeContext(ctx, m, server)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("server %s: %w", server, err))
+			errs = append(errs, &serverError{server: server, err: err})
 			continue
 		}
 		if resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {

@@ -167,7 +167,7 @@ func (p *poller) record(r Result, now time.Time) bool {
 		if s.Err == nil || s.Err.Error() != r.Err.Error() {
 			// Logged when the failure starts or changes, not on every retry.
 			if s.Known {
-				p.h.logf("discovery: %s: lookup failed, keeping the last %d nodes: %v", p.name, len(s.Nodes), r.Err)
+				p.h.logf("discovery: %s: lookup failed, keeping the last good node set (%d nodes): %v", p.name, len(s.Nodes), r.Err)
 			} else {
 				p.h.logf("discovery: %s: lookup failed, no nodes known yet: %v", p.name, r.Err)
 			}
@@ -177,7 +177,7 @@ func (p *poller) record(r Result, now time.Time) bool {
 		return first
 	}
 	if s.Err != nil {
-		p.h.logf("discovery: %s: lookups succeed again, %d nodes", p.name, len(r.Nodes))
+		p.h.logf("discovery: %s: lookups succeed again (%d nodes)", p.name, len(r.Nodes))
 	}
 	s.Err = nil
 	s.Resolved = now
