@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
@@ -49,6 +50,8 @@ type API struct {
 	WriteTimeout time.Duration
 	// Logf logs; nil uses the standard logger.
 	Logf func(format string, args ...any)
+	// Health, when set, adds the node health gauges to /metrics.
+	Health *health.Manager
 
 	// NodeID identifies this gateway in Kong's health answers; a random
 	// UUID when empty.

@@ -105,6 +105,9 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	}
 	metrics.WriteGaugeUint64(&w, "gateway_store_connected", connected)
 	metrics.WriteCounterUint64(&w, "gateway_admin_auth_failures_total", a.AuthFailures.Load())
+	if a.Health != nil {
+		a.Health.WritePrometheus(&w)
+	}
 
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.SetBody(w.Bytes())

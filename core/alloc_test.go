@@ -225,3 +225,52 @@ func TestHandlerAllocationsRewriteSplitCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerAllocationsWithHealthChecks: an upstream with active and
+// passive checks still costs 0 allocations per request, both while its
+// nodes are up (a passive report per request) and while every node is down
+// (the fail-open pick, plus a report before each retry).
+func TestHandlerAllocationsWithHealthChecks(t *testing.T) {
+	ok := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")
+	cfg := NewConfig()
+	cfg.Routes["1"] = &Route{ID: "1", URIs: []string{"/hello"}, Status: 1, Upstream: withChecks(upstreamOf(ok, ok))}
+	rt := NewRuntime()
+	defer rt.Close()
+	hc := &counting{}
+	rt.Health = countingHealth{hc}
+	p := NewProxy()
+	p.Publish(rt.Compile(cfg, nil))
+	if p.Snapshot().Balancers["/apisix/routes/1"].Health() == nil {
+		t.Fatal("no passive hook attached")
+	}
+
+	var ctx fasthttp.RequestCtx
+	remote := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5555}
+	run := func() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/hello")
+		ctx.Request.Header.SetHost("example.com")
+		ctx.Init2(nil, nil, false)
+		ctx.SetRemoteAddr(remote)
+		p.Handler(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+	}
+	for i := 0; i < 100; i++ {
+		run()
+	}
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Fatalf("handler with health checks allocates %.2f times per request, want 0", n)
+	}
+	if hc.finals.Load() == 0 {
+		t.Fatal("no final status reported")
+	}
+	for _, n := range p.Snapshot().Balancers["/apisix/routes/1"].Nodes {
+		n.State.SetDown(true)
+	}
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Fatalf("handler failing open allocates %.2f times per request, want 0", n)
+	}
+}

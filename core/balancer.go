@@ -3,6 +3,7 @@ package core
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeway/gateway/lb"
@@ -51,6 +52,11 @@ type Balancer struct {
 	clientSSL *SSL
 	// hashCookie is set for Kong's consistent hashing on a cookie.
 	hashCookie *hashCookie
+	// health receives try outcomes when the upstream has checks (see
+	// health.go); nil otherwise.
+	health PassiveHealth
+	// allDownHint is set while every node is down (fail-open, see pick).
+	allDownHint atomic.Bool
 	// dyn is set on the root of a discovered upstream (see Live).
 	dyn *dynamic
 	// noNodes is the 503 body of a discovered upstream without nodes.
@@ -151,6 +157,7 @@ func buildBalancer(key string, u *Upstream, nodes []Node, rt *Runtime, used *use
 			b.retryOn[(s-500)/64] |= 1 << ((s - 500) % 64)
 		}
 	}
+	b.attachHealth(rt)
 	return b
 }
 
@@ -165,26 +172,6 @@ func buildPicker(u *Upstream, nodes []*lb.Node, newPicker NewPickerFunc) lb.Pick
 		return lb.NewPriority(nodes, func(group []*lb.Node) lb.Picker { return newPicker(u, group) })
 	}
 	return newPicker(u, nodes)
-}
-
-// pick chooses the node of the next try, or nil when none is left.
-func (b *Balancer) pick(r *lb.Request) *lb.Node {
-	// Fast path.
-	if n := b.picker.Pick(r); n != nil {
-		return n
-	}
-	// Slow path: nothing usable. When every node is down, APISIX uses all
-	// of them ("all upstream nodes is unhealthy, use default").
-	if r.IgnoreDown {
-		return nil
-	}
-	for _, n := range b.Nodes {
-		if !n.State.Down() {
-			return nil
-		}
-	}
-	r.IgnoreDown = true
-	return b.picker.Pick(r)
 }
 
 // retryStatus reports whether an upstream status is in retry_on_statuses.

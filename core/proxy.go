@@ -133,11 +133,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 	// status is in retry_on_statuses: the answer unless a later try
 	// replaces it. 0 when there is none.
 	kept := 0
+	var tried *lb.Node // the node of the latest try
+	var out outcome
 	for try := 0; try <= b.retries; try++ {
-		if try > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			// APISIX: no new try starts after retry_timeout; 502.
-			last = fasthttp.StatusBadGateway
-			break
+		if try > 0 {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				// APISIX: no new try starts after retry_timeout; 502.
+				last = fasthttp.StatusBadGateway
+				break
+			}
+			// Passive health checks count the failed try before the retry.
+			b.reportRetry(tried, out)
 		}
 		// One clock reading per try, shared by the picker and the try.
 		now := time.Now()
@@ -156,8 +162,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			ctx.Response.Reset()
 			kept = 0
 		}
+		tried = n
 		st.lbreq.Tried.Add(n.Index)
-		out := p.forward(ctx, st, b, n, timeout, &body, now)
+		out = p.forward(ctx, st, b, n, timeout, &body, now)
 		st.statuses = appendStatus(st.statuses, out.status)
 		last = out.status
 		if out.done {
@@ -172,6 +179,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 				// As APISIX: a 5xx carries the status of every try.
 				ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
 			}
+			b.reportFinal(n, out.status)
 			return out.status
 		}
 		// A try that failed before anything was sent may always be
@@ -186,9 +194,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 			ctx.Response.Header.SetBytesKV(strSetCookie, st.setCookie)
 		}
 		ctx.Response.Header.SetBytesKV(strUpstreamStatus, st.statuses)
+		b.reportFinal(tried, kept)
 		return kept
 	}
-	return writeError(ctx, last, st.statuses)
+	status := writeError(ctx, last, st.statuses)
+	b.reportFinal(tried, status)
+	return status
 }
 
 // isIdempotent reports whether a method may be replayed after it was sent

@@ -88,6 +88,8 @@ type radixNode struct {
 	// lets Match walk the candidates from the longest prefix to the
 	// shortest without keeping a stack.
 	up int32
+	// depth is the length of the node's key (the prefix it stands for).
+	depth int32
 }
 
 // Len returns the number of indexed (host, uri) entries: a route with two
@@ -118,16 +120,23 @@ func (r *Router) Match(ctx *fasthttp.RequestCtx, buf []byte) *RouteEntry {
 		return nil
 	}
 	m := routeMatch{ctx: ctx, path: ctx.Path(), scratch: buf[:0]}
+	return r.match(&m, buf)
+}
+
+// match runs one lookup; m carries the request, the entries to skip and,
+// on return, the rank of the entry found.
+func (r *Router) match(m *routeMatch, buf []byte) *RouteEntry {
 	if r.hostBound {
-		host := AppendLowerHost(buf[:0], ctx.Request.Header.Host())
+		host := AppendLowerHost(buf[:0], m.ctx.Request.Header.Host())
 		// Vars are evaluated after the host so that the host stays intact
 		// for the next wildcard suffix.
 		m.scratch = host[len(host):]
-		if e := r.matchHost(&m, host); e != nil {
+		if e := r.matchHost(m, host); e != nil {
 			return e
 		}
 	}
-	return r.matchIndex(&r.noHost, &m)
+	m.rank.host, m.rank.hostLen = rankNoHost, 0
+	return r.matchIndex(&r.noHost, m)
 }
 
 // matchHost tries the host-bound indexes in precedence order.
@@ -135,6 +144,7 @@ func (r *Router) matchHost(m *routeMatch, host []byte) *RouteEntry {
 	// Fast path: the exact host. Indexing a map with string(bytes) does not
 	// allocate.
 	if hi := r.exactHosts[string(host)]; hi != nil {
+		m.rank.host, m.rank.hostLen = rankExactHost, 0
 		if e := r.matchIndex(hi, m); e != nil {
 			return e
 		}
@@ -157,6 +167,7 @@ func (r *Router) matchHost(m *routeMatch, host []byte) *RouteEntry {
 			continue
 		}
 		if hi := r.wildHosts[string(host[i:])]; hi != nil {
+			m.rank.host, m.rank.hostLen = rankWildHost, len(host)-i
 			if e := r.matchIndex(hi, m); e != nil {
 				return e
 			}
@@ -171,6 +182,7 @@ func (r *Router) matchIndex(hi *hostIndex, m *routeMatch) *RouteEntry {
 	if hi.exact != nil {
 		// Fast path: an exact uri.
 		if s, ok := hi.exact[string(m.path)]; ok {
+			m.rank.prefix, m.rank.uriLen = false, len(m.path)
 			if e := r.matchBucket(s, m); e != nil {
 				return e
 			}
@@ -180,6 +192,7 @@ func (r *Router) matchIndex(hi *hostIndex, m *routeMatch) *RouteEntry {
 		return nil
 	}
 	for n := r.longestPrefix(hi.root, m.path); n >= 0; n = r.nodes[n].up {
+		m.rank.prefix, m.rank.uriLen = true, int(r.nodes[n].depth)
 		if e := r.matchBucket(r.nodes[n].bucket, m); e != nil {
 			return e
 		}
@@ -246,6 +259,11 @@ func hasPrefix(b []byte, s string) bool {
 // matchBucket returns the first entry of a bucket whose conditions pass.
 func (r *Router) matchBucket(s span, m *routeMatch) *RouteEntry {
 	for _, e := range r.entries[s.lo:s.hi] {
+		if m.dead != nil {
+			if _, gone := m.dead[e]; gone {
+				continue
+			}
+		}
 		if m.accepts(e.Route) {
 			return e
 		}
@@ -260,6 +278,11 @@ type routeMatch struct {
 	path []byte
 	// scratch is the free part of the caller's buf, for vars.
 	scratch []byte
+	// dead holds entries to skip (see RouteTable); nil skips none.
+	dead map[*RouteEntry]struct{}
+	// rank is where the entry being tried sits in the precedence order;
+	// after a match it is the rank of the entry returned.
+	rank matchRank
 
 	// ip is the client address, read once on the first remote_addr check.
 	ip     netip.Addr

@@ -244,7 +244,7 @@ func (b *treeBuilder) fillNode(at int32, keys []prefixKey, d int, up int32) {
 	first, last := keys[0].s, keys[len(keys)-1].s
 	// Sorted keys: the common prefix of the first and the last is common to all.
 	end := d + commonPrefixLen(first[d:], last[d:])
-	nd := radixNode{label: first[d:end], up: up}
+	nd := radixNode{label: first[d:end], up: up, depth: int32(end)}
 	if len(first) == end {
 		nd.bucket = keys[0].b
 		keys = keys[1:]

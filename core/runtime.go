@@ -16,6 +16,10 @@ import (
 // called only while compiling (and by metrics), never per request.
 type Runtime struct {
 	Pools *pool.Registry
+	// Health, when set, attaches passive health checks to every compiled
+	// upstream that has checks (package health sets it). Set it before
+	// the first Compile.
+	Health HealthAttacher
 	// Discovery holds the registries of upstreams with discovery_type;
 	// its "dns" member also resolves static nodes given by host name (see
 	// discovery.go). Set it before the first Compile; nil leaves host

@@ -46,7 +46,9 @@ func spawnGateway(t *testing.T, endpoint string) *gateway {
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 	g.tls = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	g.args = []string{"-listen", g.proxy, "-listen-tls", g.tls, "-admin-listen", g.admin, "-data-dir", g.dataDir, "-etcd", endpoint}
+	g.control = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.args = []string{"-listen", g.proxy, "-listen-tls", g.tls, "-admin-listen", g.admin, "-control-listen", g.control,
+		"-data-dir", g.dataDir, "-etcd", endpoint}
 	g.cmd = exec.Command(binary, g.args...)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw

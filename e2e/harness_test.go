@@ -51,6 +51,7 @@ type gateway struct {
 	proxy    string // host:port
 	admin    string // host:port
 	tls      string // host:port of the HTTPS listener; "" when disabled
+	control  string // host:port of the control API
 	key      string
 	args     []string
 	logMu    sync.Mutex
@@ -80,8 +81,12 @@ func startGateway(t *testing.T, dataDir string, extra ...string) *gateway {
 	g := &gateway{t: t, dataDir: dataDir,
 		proxy: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		// Every gateway gets its own control port: the default 9090 would
+		// collide between gateways running side by side.
+		control: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
-	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-data-dir", dataDir}, extra...)
+	g.args = append([]string{"-listen", g.proxy, "-admin-listen", g.admin, "-control-listen", g.control,
+		"-data-dir", dataDir}, extra...)
 	hasTLS := false
 	for i, a := range extra {
 		if a == "-admin-key" && i+1 < len(extra) {
@@ -339,5 +344,17 @@ func runBinary(t *testing.T, args ...string) (string, error) {
 		<-done
 		t.Fatalf("gateway %v did not exit:\n%s", args, out.String())
 		return "", nil
+	}
+}
+
+// waitLog waits up to 5 s until the gateway's log contains want (the log
+// is read asynchronously).
+func (g *gateway) waitLog(want string) {
+	g.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(g.logs(), want); {
+		if time.Now().After(deadline) {
+			g.t.Fatalf("the gateway log lacks %q:\n%s", want, g.logs())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

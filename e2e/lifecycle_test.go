@@ -155,11 +155,12 @@ func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	controlAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "config.yaml")
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nlisten_tls: %s\nadmin_listen: 127.0.0.1:1\ndata-dir: %s\nadmin-key: filekey\n",
-		proxyAddr, tlsAddr, filepath.Join(dir, "data"))), 0o600)
-	g := &gateway{t: t, proxy: proxyAddr, admin: adminAddr, tls: tlsAddr, key: "filekey",
+	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nlisten_tls: %s\nadmin_listen: 127.0.0.1:1\ndata-dir: %s\nadmin-key: filekey\ncontrol-listen: %s\n",
+		proxyAddr, tlsAddr, filepath.Join(dir, "data"), controlAddr)), 0o600)
+	g := &gateway{t: t, proxy: proxyAddr, admin: adminAddr, tls: tlsAddr, control: controlAddr, key: "filekey",
 		args: []string{"-c", cfg, "-admin-listen", adminAddr}}
 	g.start()
 	t.Cleanup(g.kill)
@@ -169,6 +170,9 @@ func TestConfigFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "gateway.db")); err != nil {
 		t.Fatalf("data-dir from the file not used: %v", err)
+	}
+	if code, body := g.controlGet("/v1/healthcheck", ""); code != 200 {
+		t.Fatalf("control-listen from the file not used: %d %s", code, body)
 	}
 	out, err := runBinary(t, "-c", cfg, "-bogus")
 	if err == nil || !strings.Contains(out, "bogus") {

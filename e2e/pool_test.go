@@ -66,18 +66,6 @@ func startCountingOrigin(t testing.TB, tlsCfg *tls.Config, h http.HandlerFunc) *
 	return o
 }
 
-// waitLog waits until the gateway's log contains want (the log is read
-// asynchronously).
-func (g *gateway) waitLog(want string) {
-	g.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(g.logs(), want); {
-		if time.Now().After(deadline) {
-			g.t.Fatalf("the gateway log lacks %q:\n%s", want, g.logs())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func mustGet(t *testing.T, g *gateway, path string, hdr ...string) string {
 	t.Helper()
 	code, body, _ := g.get(path, hdr...)

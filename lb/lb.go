@@ -78,8 +78,9 @@ type Request struct {
 	// Tried holds the nodes already tried for this request. The caller adds
 	// each picked node; pickers skip its members.
 	Tried Tried
-	// IgnoreDown makes pickers treat nodes that are down as up. The caller
-	// sets it when every node is down (APISIX then uses all nodes).
+	// IgnoreDown makes pickers treat nodes marked down as usable. The
+	// proxy sets it when every node of the upstream is down, so that the
+	// request is still sent to them (APISIX's fail-open); see usable.
 	IgnoreDown bool
 	// Now is the time of the pick (with its monotonic reading), for pickers
 	// that need one; the caller reads the clock once per try and shares the
@@ -124,7 +125,9 @@ func release(n *Node) {
 	}
 }
 
-// usable reports whether n may be picked for r: weighted, up, not tried.
+// usable reports whether n may be picked for r: weighted, up (or the
+// request ignores health, r.IgnoreDown), not tried. Every picker filters
+// through it, so that the proxy's fail-open retry works with any picker.
 func usable(n *Node, r *Request) bool {
 	return n.Weight > 0 && (r.IgnoreDown || !n.State.down.Load()) && !r.Tried.Has(n.Index)
 }

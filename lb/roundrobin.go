@@ -46,9 +46,19 @@ func (rr *RoundRobin) Pick(r *Request) *Node {
 	if usable(node, r) {
 		return acquire(node)
 	}
-	// Slow path: walk on through the cycle. A full cycle visits every
-	// weighted node, so this ends; it is only taken on retries or when
-	// nodes are down.
+	// Slow path (retries, nodes down): take the next turns of the cycle,
+	// each a new turn of the shared cursor, so that the nodes left keep
+	// their proportions. Walking on from start instead would give every
+	// turn of a down node to the node after it in the cycle.
+	for i := uint64(1); i < n; i++ {
+		node = rr.nodes[rr.seq[(rr.cursor.Add(1)-1)%n]]
+		if usable(node, r) {
+			return acquire(node)
+		}
+	}
+	// Slowest path: concurrent picks took turns in between, so the turns
+	// above may have missed the usable nodes; a full cycle visits every
+	// weighted node, so this finds one if there is one.
 	for i := uint64(1); i < n; i++ {
 		node = rr.nodes[rr.seq[(start+i)%n]]
 		if usable(node, r) {

@@ -27,6 +27,9 @@ type options struct {
 	EtcdPrefix   string
 	Standalone   string
 	DNSServers   string
+
+	// ControlListen is the control API's address; "" disables it.
+	ControlListen string
 }
 
 // newFlagSet declares every flag on fs, bound to o.
@@ -37,6 +40,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 		"address of the HTTPS proxy listener, serving the certificates of the SSL objects by SNI; empty disables it")
 	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9180",
 		"address of the Admin API and /metrics; a non-loopback address requires -admin-key")
+	fs.StringVar(&o.ControlListen, "control-listen", "127.0.0.1:9090",
+		"address of the control API (/v1/healthcheck: the health of upstream nodes); empty disables it")
 	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory of the embedded configuration store")
 	fs.StringVar(&o.AdminKey, "admin-key", "",
 		"key every admin request must carry in X-API-KEY; without it only loopback clients may use the Admin API")

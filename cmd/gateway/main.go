@@ -1,7 +1,8 @@
 // Command gateway is an API gateway that speaks APISIX's Admin API and
 // balances HTTP traffic over upstream nodes.
 //
-//	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data [-admin-key KEY] [-c config.yaml]
+//	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data
+//	        [-admin-key KEY] [-control-listen 127.0.0.1:9090] [-c config.yaml]
 //	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
 //	gateway ... -dns-servers 10.0.0.10:53,10.0.0.11:53   DNS discovery and host-name nodes
 //	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
@@ -26,6 +27,7 @@ import (
 	"github.com/edgeway/gateway/core"
 	"github.com/edgeway/gateway/declarative"
 	"github.com/edgeway/gateway/discovery"
+	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
 )
@@ -94,7 +96,12 @@ func serve(o *options) error {
 	}
 	proxy := core.NewProxy()
 	proxy.Logf = log.Printf
-	mgr := &core.Manager{Store: st, Runtime: rt, Proxy: proxy, Logf: log.Printf}
+	// Health checkers follow every published snapshot; the compiler
+	// attaches passive checks to each upstream that has checks.
+	hm := health.NewManager(health.Options{Logf: log.Printf})
+	defer hm.Close()
+	rt.Health = hm
+	mgr := &core.Manager{Store: st, Runtime: rt, Proxy: proxy, Logf: log.Printf, OnPublish: hm.Sync}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -109,6 +116,19 @@ func serve(o *options) error {
 	}
 	if watcher != nil {
 		go watcher.Run(ctx)
+	}
+
+	var csrv *fasthttp.Server
+	if o.ControlListen != "" {
+		cln, err := net.Listen("tcp", o.ControlListen)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", o.ControlListen, err)
+		}
+		ctl := &admin.Control{Manager: mgr, Health: hm}
+		csrv = &fasthttp.Server{Handler: ctl.Handler(), Name: "edgeway", ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		go serveOn(csrv, cln, "control")
+		log.Printf("gateway: control API listening on http://%s/v1/healthcheck", shownAddr(o.ControlListen, cln))
 	}
 
 	ln, err := net.Listen("tcp", o.Listen)
@@ -128,7 +148,7 @@ func serve(o *options) error {
 		go serveOn(tlsSrv, core.NewTLSListener(tln, proxy.TLSConfig()), "HTTPS proxy")
 	}
 
-	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil}
+	api := &admin.API{Store: st, Manager: mgr, Key: o.AdminKey, Logf: log.Printf, ReadOnly: watcher != nil, Health: hm}
 	aln, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.AdminListen, err)
@@ -160,6 +180,9 @@ func serve(o *options) error {
 	dctx, dcancel := context.WithTimeout(context.Background(), o.DrainTimeout)
 	defer dcancel()
 	_ = asrv.ShutdownWithContext(dctx)
+	if csrv != nil {
+		_ = csrv.ShutdownWithContext(dctx)
+	}
 	var drained sync.WaitGroup
 	if tlsSrv != nil {
 		drained.Add(1)
