@@ -32,10 +32,12 @@ type Balancer struct {
 	Key  string
 	Conf *Upstream
 
-	// Nodes are the picker's nodes; refs[i] is the proxy's data for Nodes[i].
-	Nodes  []*lb.Node
-	refs   []nodeRef
-	picker lb.Picker
+	// Nodes are the picker's nodes; refs[i] is the proxy's data for Nodes[i]
+	// and nodeConf[i] its configuration.
+	Nodes    []*lb.Node
+	refs     []nodeRef
+	nodeConf []Node
+	picker   lb.Picker
 	// hashKey extracts the chash key; nil for other types.
 	hashKey *hashKey
 
@@ -124,6 +126,7 @@ func buildBalancer(key string, u *Upstream, nodes []Node, rt *Runtime, used *use
 	}
 	spec := upstreamConnSpec(u, scheme, kp, used.ssls)
 	b.clientSSL = spec.clientSSL
+	b.nodeConf = nodes
 	b.Nodes = make([]*lb.Node, len(nodes))
 	b.refs = make([]nodeRef, len(nodes))
 	for i, n := range nodes {

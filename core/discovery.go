@@ -43,6 +43,15 @@ import (
 // Discovery notifications, swaps and Compile are serialised by
 // Runtime.dynMu; none of them runs on the request path.
 
+// healthSyncer is a HealthAttacher that reconciles its checkers with a
+// snapshot (health.Manager.Sync). After a node-set change of an upstream
+// with checks it is called, under dynMu, with the newest compiled
+// snapshot, whose roots hold their current versions. dynMu also covers
+// Compile (which attaches passive checks) and the manager's publication
+// and OnPublish, so no reconciliation runs between the attachment of a new
+// version's checks and its swap.
+type healthSyncer interface{ Sync(*Snapshot) }
+
 // defaultDiscoveryWait bounds how long publishing a snapshot waits for the
 // first lookups of the upstreams it starts to discover.
 const defaultDiscoveryWait = 2 * time.Second
@@ -219,6 +228,11 @@ func (rt *Runtime) refresh(d *dynamic) {
 	// released, so that the nodes that stay keep their state and pools.
 	rt.live.add(used)
 	rt.release(old)
+	if hs, ok := rt.Health.(healthSyncer); ok && d.conf.Checks != nil && rt.latest != nil {
+		// The checkers follow the new nodes: targets that stay keep their
+		// state; those of nodes that left stop.
+		hs.Sync(rt.latest)
+	}
 	if len(nodes) == 0 {
 		rt.logf("discovery: upstream %s: no nodes (was %d): %s", d.key, before, empty)
 	} else {

@@ -107,10 +107,15 @@ func (m *Manager) publish(cfg *Config) {
 	// New discovered upstreams serve their nodes from the first request
 	// (bounded wait; see AwaitDiscovery).
 	m.Runtime.AwaitDiscovery(snap)
+	// A node-set change of a discovered upstream (which builds a new
+	// version and resyncs health checks) never interleaves with the
+	// publication and its hook.
+	m.Runtime.dynMu.Lock()
 	m.Proxy.Publish(snap)
 	if m.OnPublish != nil {
 		m.OnPublish(snap)
 	}
+	m.Runtime.dynMu.Unlock()
 	m.mu.Lock()
 	m.cfg = cfg
 	m.applied = cfg.Revision

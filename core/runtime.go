@@ -38,6 +38,8 @@ type Runtime struct {
 	// live counts the references to node states and pools of the
 	// published snapshot and of every version swapped in since.
 	live *usedKeys
+	// latest is the snapshot Compile returned last.
+	latest *Snapshot
 
 	mu         sync.Mutex
 	nodes      map[string]*lb.NodeState

@@ -151,6 +151,7 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	rt.retireDynamics(s)
 	rt.retain(used)
 	rt.live = used
+	rt.latest = s
 	return s
 }
 
