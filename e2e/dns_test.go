@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -247,6 +248,25 @@ func TestDNSResolverOutageUnderLoad(t *testing.T) {
 	}
 	if v := g.metric("gateway_discovery_lookup_failures_total" + series); v < 1 {
 		t.Fatalf("lookup failures during the outage: %v", v)
+	}
+	// The control API says the same.
+	code, body := g.controlGet("/v1/discovery", "")
+	var list []struct {
+		Upstream string   `json:"upstream"`
+		Nodes    []string `json:"nodes"`
+		Services []struct {
+			Service     string `json:"service"`
+			Stale       bool   `json:"stale"`
+			Error       string `json:"error"`
+			LastSuccess string `json:"last_success"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 {
+		t.Fatalf("/v1/discovery: %d %s (%v)", code, body, err)
+	}
+	if d := list[0]; d.Upstream != "/apisix/routes/1" || len(d.Nodes) != 2 || len(d.Services) != 1 ||
+		!d.Services[0].Stale || d.Services[0].Error == "" || d.Services[0].LastSuccess == "" {
+		t.Fatalf("/v1/discovery during the outage: %s", body)
 	}
 
 	// The resolver returns, without 127.0.0.3.
