@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // DNSOptions configure DNS discovery. The zero value uses the system's
 // name servers.
 type DNSOptions struct {
 	// Servers are the name servers ("host:port"), asked in order. Empty
-	// means those of ResolvConf.
+	// means those of ResolvConf, whose search list then applies too.
 	Servers []string
 	// ResolvConf is read when Servers is empty; default /etc/resolv.conf.
 	ResolvConf string
@@ -40,7 +42,10 @@ type DNSOptions struct {
 // with the record's port, weight and priority), then as A and AAAA
 // records (each address a node on the name's port, or the scheme's
 // default port). Host names of static nodes are looked up as A and AAAA
-// only (Query.AddressOnly). Names are absolute: no search domains.
+// only (Query.AddressOnly). With explicit Servers names are absolute; with
+// the system's resolv.conf its search list and ndots apply, as in the C
+// library: the candidates are tried in turn, the first with nodes wins,
+// and a failed candidate fails the lookup (it never skips to the next).
 //
 // Every name is re-resolved in the background on its TTL (see Schedule);
 // the watches of one name share one lookup loop. On failure — a timeout,
@@ -49,25 +54,30 @@ type DNSOptions struct {
 // NXDOMAIN or NODATA empties it.
 type DNS struct {
 	servers []string
-	ex      exchanger
-	hosts   *hostsFile
-	negTTL  time.Duration
-	hub     *hub
+	// search and ndots are resolv.conf's, when its servers are used.
+	search []string
+	ndots  int
+	ex     exchanger
+	hosts  *hostsFile
+	negTTL time.Duration
+	hub    *hub
 }
 
 // NewDNS returns a DNS discoverer. Close it to stop its lookups.
 func NewDNS(o DNSOptions) (*DNS, error) {
 	servers, timeout := o.Servers, o.Timeout
+	var search []string
+	ndots := 1
 	if len(servers) == 0 {
 		path := o.ResolvConf
 		if path == "" {
 			path = "/etc/resolv.conf"
 		}
-		s, t, err := systemServers(path)
+		s, t, cc, err := systemConfig(path)
 		if err != nil {
 			return nil, fmt.Errorf("discovery: cannot find the system's name servers: %w", err)
 		}
-		servers = s
+		servers, search, ndots = s, cc.Search, cc.Ndots
 		if timeout == 0 {
 			timeout = t
 		}
@@ -96,7 +106,7 @@ func NewDNS(o DNSOptions) (*DNS, error) {
 		neg = 30 * time.Second
 	}
 	d := newDNS(newDNSClient(servers, timeout), hosts, neg, sched, o.Logf)
-	d.servers = servers
+	d.servers, d.search, d.ndots = servers, search, ndots
 	return d, nil
 }
 
@@ -126,9 +136,66 @@ func (d *DNS) Watch(q Query, notify func(State)) Watch {
 		r := &resolver{ex: d.ex, hosts: d.hosts, negTTL: d.negTTL, name: name, port: port, addrOnly: q.AddressOnly}
 		if ip, err := netip.ParseAddr(name); err == nil {
 			r.ip = ip
+			return r.lookup
 		}
-		return r.lookup
+		names := d.candidates(name)
+		if len(names) == 1 {
+			r.name = names[0]
+			return r.lookup
+		}
+		s := &searchResolver{hosts: d.hosts, name: name, first: r}
+		for _, n := range names {
+			c := *r
+			c.name = n
+			s.rs = append(s.rs, &c)
+		}
+		return s.lookup
 	}, notify)
+}
+
+// candidates returns the names to try for name: the search list applied
+// as resolv.conf says (without a search list, name alone), without final
+// dots.
+func (d *DNS) candidates(name string) []string {
+	if len(d.search) == 0 {
+		return []string{strings.TrimSuffix(name, ".")}
+	}
+	cc := dns.ClientConfig{Search: d.search, Ndots: d.ndots}
+	names := cc.NameList(name)
+	for i, n := range names {
+		names[i] = strings.TrimSuffix(n, ".")
+	}
+	return names
+}
+
+// searchResolver looks a name up through a search list: the hosts file for
+// the name as given, then each candidate in turn. The first candidate with
+// nodes wins; a candidate that does not exist (an authoritative empty
+// answer) passes to the next; a failed one fails the lookup, so that a
+// resolver outage never turns into the answer of a later candidate.
+type searchResolver struct {
+	hosts *hostsFile
+	name  string
+	first *resolver
+	rs    []*resolver
+}
+
+func (s *searchResolver) lookup(ctx context.Context) Result {
+	if addrs := s.hosts.lookup(s.name); len(addrs) > 0 {
+		return Result{Nodes: s.first.addrNodes(addrs), TTL: hostsTTL}
+	}
+	var last Result
+	ttl := time.Duration(-1)
+	for _, r := range s.rs {
+		last = r.lookup(ctx)
+		if last.Err != nil || len(last.Nodes) > 0 {
+			return last
+		}
+		ttl = minTTL(ttl, last.TTL)
+	}
+	last.TTL = ttl
+	last.Empty = "no candidate of the search list has an address or SRV record for " + s.name
+	return last
 }
 
 // Close stops every lookup loop and waits for them to end.

@@ -102,20 +102,21 @@ func (c *dnsClient) exchange(ctx context.Context, name string, qtype uint16) (*d
 	return nil, joinErrors(errs...)
 }
 
-// systemServers reads the name servers of a resolv.conf file.
-func systemServers(path string) ([]string, time.Duration, error) {
-	cc, err := dns.ClientConfigFromFile(path)
+// systemConfig reads a resolv.conf file: its name servers, timeout,
+// search list and ndots.
+func systemConfig(path string) (servers []string, timeout time.Duration, cc *dns.ClientConfig, err error) {
+	cc, err = dns.ClientConfigFromFile(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot read %s: %w", path, err)
+		return nil, 0, nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	if len(cc.Servers) == 0 {
-		return nil, 0, fmt.Errorf("%s names no nameserver", path)
+		return nil, 0, nil, fmt.Errorf("%s names no nameserver", path)
 	}
-	servers := make([]string, len(cc.Servers))
+	servers = make([]string, len(cc.Servers))
 	for i, s := range cc.Servers {
 		servers[i] = net.JoinHostPort(s, cc.Port)
 	}
-	return servers, time.Duration(cc.Timeout) * time.Second, nil
+	return servers, time.Duration(cc.Timeout) * time.Second, cc, nil
 }
 
 // ParseServers checks a list of DNS servers, "host:port" or "host" (port

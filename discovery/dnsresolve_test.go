@@ -267,3 +267,53 @@ func TestParseServers(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchList: with resolv.conf's search list (Kubernetes' ndots 5), a
+// short name tries each candidate in turn: a candidate that does not exist
+// passes to the next, a failed one fails the lookup.
+func TestSearchList(t *testing.T) {
+	nx := func(t *testing.T) *dns.Msg { return reply(t, dns.RcodeNameError, true, soa) }
+	f := func(setup func(d *fakeDNS), want string) {
+		t.Helper()
+		fd := &fakeDNS{}
+		for _, n := range []string{"my-svc.my-ns.svc.cluster.local", "my-svc.my-ns.cluster.local", "my-svc.my-ns"} {
+			for _, typ := range []string{"SRV", "A", "AAAA"} {
+				fd.set(n+" "+typ, nx(t), nil)
+			}
+		}
+		setup(fd)
+		d := newDNS(fd, nil, time.Second, DefaultSchedule, nil)
+		d.search, d.ndots = []string{"svc.cluster.local", "cluster.local"}, 5
+		defer d.Close()
+		w := d.Watch(Query{Service: "my-svc.my-ns:8080", DefaultPort: 80}, func(State) {})
+		defer w.Stop()
+		st := watchUntil(t, w, "search list", func(s State) bool { return !s.Checked.IsZero() })
+		got := nodesString(st.Nodes)
+		switch {
+		case st.Err != nil:
+			got = "error"
+		case !st.Known:
+			got = "unknown"
+		case len(st.Nodes) == 0:
+			got = "empty: " + st.Empty
+		}
+		if got != want {
+			t.Fatalf("got %q, want %q (%+v)", got, want, st)
+		}
+	}
+	// The second candidate exists.
+	f(func(d *fakeDNS) {
+		d.set("my-svc.my-ns.cluster.local SRV", reply(t, 0, true, soa), nil)
+		d.set("my-svc.my-ns.cluster.local A", reply(t, 0, true, "an:my-svc.my-ns.cluster.local. 5 IN A 10.0.0.5"), nil)
+		d.set("my-svc.my-ns.cluster.local AAAA", reply(t, 0, true, soa), nil)
+	}, "10.0.0.5:8080/w1/p0")
+	// The first candidate fails: no skipping to the second.
+	f(func(d *fakeDNS) {
+		delete(d.answers, "my-svc.my-ns.svc.cluster.local SRV")
+		delete(d.answers, "my-svc.my-ns.svc.cluster.local A")
+		delete(d.answers, "my-svc.my-ns.svc.cluster.local AAAA")
+		d.set("my-svc.my-ns.cluster.local A", reply(t, 0, true, "an:my-svc.my-ns.cluster.local. 5 IN A 10.0.0.5"), nil)
+	}, "error")
+	// No candidate exists.
+	f(func(d *fakeDNS) {}, "empty: no candidate of the search list has an address or SRV record for my-svc.my-ns")
+}
