@@ -23,6 +23,8 @@ type Manager struct {
 	Logf func(format string, args ...any)
 	// OnPublish, when set, is called after each snapshot is published
 	// (health checkers and the control API follow snapshots through it).
+	// It runs with the runtime's node-set lock held (see discovery.go): it
+	// must not compile, nor wait for discovery.
 	OnPublish func(*Snapshot)
 
 	// InvalidValues counts stored values skipped because they did not
