@@ -40,8 +40,20 @@ import (
 // releases exactly what no live version uses any more, without walking
 // the configuration.
 //
+// The other way — recompiling only the affected balancers and publishing
+// a snapshot that shares everything else — was not taken: every
+// RouteEntry and traffic split that points at the old balancer would have
+// to be found and rebuilt (entries are immutable and the router holds
+// them), and every change would publish a snapshot, which OnPublish
+// consumers (health) walk whole. With versions a change costs what its
+// upstream costs (BenchmarkDiscoveredSwap: ~7 µs with 10,000 routes,
+// against ~22 ms for a compile), and the request path pays one atomic
+// load (static upstreams only a nil check).
+//
 // Discovery notifications, swaps and Compile are serialised by
-// Runtime.dynMu; none of them runs on the request path.
+// Runtime.dynMu; none of them runs on the request path. An upstream with
+// checks also has its health checkers reconciled after a swap (see
+// healthSyncer), which walks the snapshot's balancers once.
 
 // healthSyncer is a HealthAttacher that reconciles its checkers with a
 // snapshot (health.Manager.Sync). After a node-set change of an upstream
