@@ -16,6 +16,7 @@ import (
 //
 //	GET /v1/healthcheck                                  every checker
 //	GET /v1/healthcheck/{routes|services|upstreams}/{id} one checker
+//	GET /v1/discovery                                    discovered upstreams (ours)
 //
 // A resource is listed when it holds checks itself: an upstream with
 // checks, or a route or service whose inline upstream has checks (a route
@@ -65,6 +66,11 @@ func (c *Control) Handler() fasthttp.RequestHandler {
 				return
 			}
 			c.one(ctx, strings.Split(strings.TrimPrefix(path, "/v1/healthcheck/"), "/"))
+		case path == "/v1/discovery" || path == "/v1/discovery/":
+			if !c.allowed(ctx) {
+				return
+			}
+			c.discovery(ctx)
 		default:
 			writeJSON(ctx, fasthttp.StatusNotFound, errMsg("404 Route Not Found"))
 		}

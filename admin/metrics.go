@@ -17,8 +17,9 @@ var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // metrics answers GET /metrics in Prometheus text format: Go runtime and
 // process metrics, request counters per route and upstream by status
-// class, the latency histogram, upstream connection counters, the
-// configuration state and whether the configuration store is reachable.
+// class, the latency histogram, upstream connection counters, service
+// discovery, the configuration state and whether the configuration store
+// is reachable.
 // It carries no secrets and needs no admin key.
 func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	var w bytes.Buffer
@@ -89,6 +90,7 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 			uint64(max(r.idle, 0)))
 	}
 	metrics.WriteGaugeUint64(&w, "gateway_tls_certificates_sni", uint64(snap.Certs.Len()))
+	writeDiscoveryMetrics(&w, snap)
 
 	metrics.WriteGaugeUint64(&w, "gateway_config_revision", uint64(max(snap.Config.Revision, 0)))
 	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(len(snap.Entries)))

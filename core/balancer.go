@@ -21,16 +21,23 @@ const (
 // retry policy and connection pools. It is built by the compiler and is
 // immutable afterwards; the node state and pools it points to are shared
 // between snapshots and are safe for concurrent use.
+//
+// The Balancer of an upstream whose nodes come from service discovery or
+// DNS names is a root with a stable identity whose node set is replaced at
+// run time: requests are served by its current version, Live() (see
+// discovery.go).
 type Balancer struct {
 	// Key names the upstream's origin: "/apisix/upstreams/1", or the route
 	// or service key for an inline upstream.
 	Key  string
 	Conf *Upstream
 
-	// Nodes are the picker's nodes; refs[i] is the proxy's data for Nodes[i].
-	Nodes  []*lb.Node
-	refs   []nodeRef
-	picker lb.Picker
+	// Nodes are the picker's nodes; refs[i] is the proxy's data for Nodes[i]
+	// and nodeConf[i] its configuration.
+	Nodes    []*lb.Node
+	refs     []nodeRef
+	nodeConf []Node
+	picker   lb.Picker
 	// hashKey extracts the chash key; nil for other types.
 	hashKey *hashKey
 
@@ -52,6 +59,10 @@ type Balancer struct {
 	health PassiveHealth
 	// allDownHint is set while every node is down (fail-open, see pick).
 	allDownHint atomic.Bool
+	// dyn is set on the root of a discovered upstream (see Live).
+	dyn *dynamic
+	// noNodes is the 503 body of a discovered upstream without nodes.
+	noNodes []byte
 }
 
 type nodeRef struct {
@@ -87,9 +98,10 @@ var pickers = map[string]NewPickerFunc{
 // be called before any snapshot is compiled (from an init function).
 func RegisterPicker(typ string, f NewPickerFunc) { pickers[typ] = f }
 
-// buildBalancer compiles u. key identifies the upstream's origin; rt
-// provides the node states and pools shared with earlier snapshots.
-func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balancer {
+// buildBalancer compiles u over nodes (u.Nodes, or the node set of a
+// discovered upstream). key identifies the upstream's origin; rt provides
+// the node states and pools shared with earlier snapshots.
+func buildBalancer(key string, u *Upstream, nodes []Node, rt *Runtime, used *usedKeys) *Balancer {
 	b := &Balancer{Key: key, Conf: u, https: u.Scheme == "https"}
 	b.timeout = DefaultTimeout
 	if u.Timeout != nil {
@@ -114,20 +126,21 @@ func buildBalancer(key string, u *Upstream, rt *Runtime, used *usedKeys) *Balanc
 	}
 	spec := upstreamConnSpec(u, scheme, kp, used.ssls)
 	b.clientSSL = spec.clientSSL
-	b.Nodes = make([]*lb.Node, len(u.Nodes))
-	b.refs = make([]nodeRef, len(u.Nodes))
-	for i, n := range u.Nodes {
+	b.nodeConf = nodes
+	b.Nodes = make([]*lb.Node, len(nodes))
+	b.refs = make([]nodeRef, len(nodes))
+	for i, n := range nodes {
 		addr := net.JoinHostPort(n.Host, strconv.Itoa(n.Port))
 		stateKey := key + "|" + scheme + "://" + addr
 		b.Nodes[i] = &lb.Node{Addr: addr, Weight: n.Weight, Priority: n.Priority, Index: i, State: rt.nodeState(stateKey)}
-		used.nodes[stateKey] = true
+		used.nodes[stateKey]++
 		b.refs[i] = nodeRef{hostHeader: nodeHostHeader(n, scheme), stateKey: stateKey}
 		rt.attachPool(&b.refs[i], &spec, key, n, addr, used)
 	}
 	if u.Retries != nil {
 		b.retries = *u.Retries
 	} else {
-		b.retries = max(len(u.Nodes)-1, 0)
+		b.retries = max(len(nodes)-1, 0)
 	}
 	typ := u.Type
 	if typ == "" {
@@ -170,9 +183,13 @@ func (b *Balancer) retryStatus(status int) bool {
 	return s >= 0 && s < 100 && b.retryOn[s/64]&(1<<(s%64)) != 0
 }
 
-// nodeHostHeader returns the Host that pass_host=node sends for n.
+// nodeHostHeader returns the Host that pass_host=node sends for n: its
+// host name when it was resolved from one.
 func nodeHostHeader(n Node, scheme string) []byte {
 	host := n.Host
+	if n.Domain != "" {
+		host = n.Domain
+	}
 	if containsColon(host) {
 		host = "[" + host + "]"
 	}

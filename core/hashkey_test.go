@@ -64,7 +64,7 @@ func TestHashKey(t *testing.T) {
 func TestRetryStatusSet(t *testing.T) {
 	rt := NewRuntime()
 	defer rt.Close()
-	b := buildBalancer("u", &Upstream{RetryOnStatuses: []int{500, 503, 563, 564, 599}}, rt, newUsedKeys())
+	b := buildBalancer("u", &Upstream{RetryOnStatuses: []int{500, 503, 563, 564, 599}}, nil, rt, newUsedKeys())
 	for s := 400; s < 700; s++ {
 		want := s == 500 || s == 503 || s == 563 || s == 564 || s == 599
 		if got := b.retryStatus(s); got != want {

@@ -46,6 +46,12 @@ func (b *Balancer) attachHealth(rt *Runtime) {
 // Health returns the balancer's passive health hook (nil without checks).
 func (b *Balancer) Health() PassiveHealth { return b.health }
 
+// NodeConfig returns the configuration node i was built from: for a node
+// resolved from a host name (or discovered), its address in Host and the
+// name in Domain. Use it rather than Conf.Nodes, which a discovered
+// upstream does not have and whose indexes differ once names resolve.
+func (b *Balancer) NodeConfig(i int) Node { return b.nodeConf[i] }
+
 // NodeKey returns the key under which node i's runtime state is kept:
 // "<upstream key>|<scheme>://<host:port>". It outlives snapshots.
 func (b *Balancer) NodeKey(i int) string { return b.refs[i].stateKey }

@@ -304,7 +304,7 @@ func (s *Snapshot) KongTargetsDown(name string) map[string]bool {
 			if b == nil {
 				continue
 			}
-			for _, n := range b.Nodes {
+			for _, n := range b.Live().Nodes {
 				if n.State.Down() {
 					down[n.Addr] = true
 				}

@@ -23,6 +23,8 @@ type Manager struct {
 	Logf func(format string, args ...any)
 	// OnPublish, when set, is called after each snapshot is published
 	// (health checkers and the control API follow snapshots through it).
+	// It runs with the runtime's node-set lock held (see discovery.go): it
+	// must not compile, nor wait for discovery.
 	OnPublish func(*Snapshot)
 
 	// InvalidValues counts stored values skipped because they did not
@@ -104,10 +106,18 @@ func (m *Manager) translateKong(cfg *Config, prev *KongDerived) {
 func (m *Manager) publish(cfg *Config) {
 	snap := m.Runtime.Compile(cfg, m.Proxy.Snapshot())
 	m.Compiles.Add(1)
+	// New discovered upstreams serve their nodes from the first request
+	// (bounded wait; see AwaitDiscovery).
+	m.Runtime.AwaitDiscovery(snap)
+	// A node-set change of a discovered upstream (which builds a new
+	// version and resyncs health checks) never interleaves with the
+	// publication and its hook.
+	m.Runtime.dynMu.Lock()
 	m.Proxy.Publish(snap)
 	if m.OnPublish != nil {
 		m.OnPublish(snap)
 	}
+	m.Runtime.dynMu.Unlock()
 	m.mu.Lock()
 	m.cfg = cfg
 	m.applied = cfg.Revision

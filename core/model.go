@@ -134,6 +134,12 @@ type Upstream struct {
 	// Nodes in the order given (the object form is sorted by key so that the
 	// order does not depend on JSON map iteration).
 	Nodes []Node
+	// DiscoveryType and ServiceName name a service whose nodes come from
+	// a registry instead of Nodes (exactly one of the two is set);
+	// DiscoveryArgs are the registry's arguments (discovery_args).
+	DiscoveryType string
+	ServiceName   string
+	DiscoveryArgs map[string]string
 	// Retries is nil when absent: the proxy then uses len(Nodes)-1.
 	Retries *int
 	// RetryTimeout bounds the time from the first try after which no new try
@@ -186,6 +192,10 @@ type Node struct {
 	Priority int
 	// Metadata is kept only to be echoed; the proxy does not read it.
 	Metadata map[string]any
+	// Domain is the host name Host was resolved from, for a node given by
+	// name (APISIX's node.domain); "" otherwise. pass_host=node sends it,
+	// and it is the SNI towards the node.
+	Domain string
 }
 
 // Timeout holds per-try proxy timeouts (nginx proxy_connect_timeout,

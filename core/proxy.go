@@ -107,8 +107,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState, e *RouteEntry) int
 		}
 		return writeError(ctx, failStatus, nil)
 	}
+	// A discovered upstream's node set may be replaced at any time: this
+	// request uses the one current now, for every try.
+	b = b.Live()
 	if len(b.Nodes) == 0 {
-		return writeError(ctx, fasthttp.StatusServiceUnavailable, nil)
+		return writeNoNodes(ctx, b)
 	}
 	// Kong's cookie hashing gives a client without the cookie a fresh one
 	// first, so that this request already hashes on it.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeway/gateway/discovery"
 	"github.com/edgeway/gateway/lb"
 	"github.com/edgeway/gateway/pool"
 )
@@ -19,6 +20,26 @@ type Runtime struct {
 	// upstream that has checks (package health sets it). Set it before
 	// the first Compile.
 	Health HealthAttacher
+	// Discovery holds the registries of upstreams with discovery_type;
+	// its "dns" member also resolves static nodes given by host name (see
+	// discovery.go). Set it before the first Compile; nil leaves host
+	// names to be resolved when connections are dialed.
+	Discovery discovery.Set
+	// DiscoveryWait bounds how long AwaitDiscovery waits for the first
+	// lookups of new discovered upstreams; 0 means 2 s.
+	DiscoveryWait time.Duration
+	// Logf logs node-set changes; nil discards.
+	Logf func(format string, args ...any)
+
+	// dynMu serialises Compile and the node-set swaps of discovered
+	// upstreams; it guards dyns, live and the dynamic fields it names.
+	dynMu sync.Mutex
+	dyns  map[*dynamic]bool
+	// live counts the references to node states and pools of the
+	// published snapshot and of every version swapped in since.
+	live *usedKeys
+	// latest is the snapshot Compile returned last.
+	latest *Snapshot
 
 	mu         sync.Mutex
 	nodes      map[string]*lb.NodeState
@@ -40,10 +61,12 @@ func NewRuntime() *Runtime {
 func (rt *Runtime) Close() { rt.Pools.Close() }
 
 // usedKeys collects what a snapshot references, so the runtime can forget
-// the rest once the snapshot is published.
+// the rest once the snapshot is published. nodes and pools count the
+// references (a node of a discovered upstream may come and go while the
+// snapshot is served).
 type usedKeys struct {
-	nodes  map[string]bool
-	pools  map[string]bool
+	nodes  map[string]int
+	pools  map[string]int
 	routes map[string]bool
 	// ssls are the SSL objects of the configuration being compiled (for
 	// upstreams' tls.client_cert_id).
@@ -51,7 +74,17 @@ type usedKeys struct {
 }
 
 func newUsedKeys() *usedKeys {
-	return &usedKeys{nodes: map[string]bool{}, pools: map[string]bool{}, routes: map[string]bool{}}
+	return &usedKeys{nodes: map[string]int{}, pools: map[string]int{}, routes: map[string]bool{}}
+}
+
+// add counts o's references in u.
+func (u *usedKeys) add(o *usedKeys) {
+	for k, n := range o.nodes {
+		u.nodes[k] += n
+	}
+	for k, n := range o.pools {
+		u.pools[k] += n
+	}
 }
 
 func (rt *Runtime) nodeState(key string) *lb.NodeState {
@@ -131,12 +164,12 @@ func (rt *Runtime) EachMeter(f func(m NodeMeter)) {
 func (rt *Runtime) retain(used *usedKeys) {
 	rt.mu.Lock()
 	for k := range rt.nodes {
-		if !used.nodes[k] {
+		if used.nodes[k] == 0 {
 			delete(rt.nodes, k)
 		}
 	}
 	for k := range rt.meters {
-		if !used.nodes[k] {
+		if used.nodes[k] == 0 {
 			delete(rt.meters, k)
 		}
 	}
@@ -146,5 +179,34 @@ func (rt *Runtime) retain(used *usedKeys) {
 		}
 	}
 	rt.mu.Unlock()
-	rt.Pools.Retain(used.pools)
+	rt.Pools.RetainFunc(func(key string) bool { return used.pools[key] > 0 })
+}
+
+// release drops the references of a version that was swapped out, and
+// forgets the node states, counters and pools no live version uses any
+// more. Called with rt.dynMu held. Requests still running on the old
+// version finish normally; their connections to a forgotten pool are
+// closed when released.
+func (rt *Runtime) release(old *Balancer) {
+	var pools []string
+	rt.mu.Lock()
+	for _, ref := range old.refs {
+		if rt.live.nodes[ref.stateKey]--; rt.live.nodes[ref.stateKey] <= 0 {
+			delete(rt.live.nodes, ref.stateKey)
+			delete(rt.nodes, ref.stateKey)
+			delete(rt.meters, ref.stateKey)
+		}
+		if rt.live.pools[ref.poolKey]--; rt.live.pools[ref.poolKey] <= 0 {
+			delete(rt.live.pools, ref.poolKey)
+			pools = append(pools, ref.poolKey)
+		}
+	}
+	rt.mu.Unlock()
+	rt.Pools.Forget(pools...)
+}
+
+func (rt *Runtime) logf(format string, args ...any) {
+	if rt.Logf != nil {
+		rt.Logf(format, args...)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/edgeway/gateway/discovery"
 )
 
 // SupportedBalancers lists the upstream `type` values this gateway accepts.
@@ -72,9 +74,14 @@ const errIPv6Brackets = "IPv6 address must be enclosed with '[' and ']'"
 // retry_on_statuses is an extension of ours and opt-in: an array of unique
 // integers 500-599, retried on another node; absent means none, as APISIX.
 //
-// Every failure is a *ValidationError. Service discovery (discovery_type,
-// service_name, discovery_args), a type not in SupportedBalancers and a
-// scheme not in SupportedSchemes are refused.
+// Service discovery: service_name with discovery_type (and optionally
+// discovery_args) replaces nodes; exactly one of the two is required. The
+// type must be one package discovery registers ("dns"), and the service
+// name must suit it.
+//
+// Every failure is a *ValidationError. A discovery type not registered, a
+// type not in SupportedBalancers and a scheme not in SupportedSchemes are
+// refused.
 func ParseUpstream(body []byte) (*Upstream, error) {
 	v, verr := decodeJSON(body)
 	if verr != nil {
@@ -116,15 +123,27 @@ func parseUpstream(v any) (*Upstream, *ValidationError) {
 	u.TLS, _ = field(o, "tls", parseUpstreamTLS)
 	u.Checks, _ = field(o, "checks", parseChecks)
 	u.RetryOnStatuses, _ = field(o, "retry_on_statuses", parseRetryOnStatuses)
-	for _, name := range []string{"discovery_type", "service_name", "discovery_args"} {
-		if o.has(name) {
-			o.fail(name, invalid("service discovery is not supported yet"))
-		}
+	u.DiscoveryType, _ = field(o, "discovery_type", parseDiscoveryType)
+	u.ServiceName, _ = field(o, "service_name", nameRule.parse)
+	u.DiscoveryArgs, _ = field(o, "discovery_args", parseDiscoveryArgs)
+	// APISIX's oneOf: nodes, or service_name with discovery_type.
+	discovered := o.has("service_name") || o.has("discovery_type") || o.has("discovery_args")
+	switch {
+	case o.has("nodes") && discovered:
+		o.check(invalid("only one of nodes and service_name may be set: static nodes, or a service to discover (service_name with discovery_type)"))
+	case discovered:
+		o.require("service_name", "discovery_type")
+	default:
+		o.require("nodes")
 	}
-	o.require("nodes")
 	o.closed(upstreamProps)
 	if o.err != nil {
 		return nil, o.err
+	}
+	if u.DiscoveryType != "" {
+		if err := discovery.CheckService(u.DiscoveryType, u.ServiceName, u.DiscoveryArgs); err != nil {
+			return nil, invalid("%v", err).inProperty("service_name")
+		}
 	}
 
 	// The checks APISIX makes after the schema (apisix/upstream.lua
@@ -155,6 +174,40 @@ func parseBalancerType(v any) (string, *ValidationError) {
 		return "", invalid("balancer type %s is not supported; expected one of %s", luaQuote(s), strings.Join(names, ", "))
 	}
 	return s, nil
+}
+
+// parseDiscoveryType checks `discovery_type` against the registries package
+// discovery registers.
+func parseDiscoveryType(v any) (string, *ValidationError) {
+	s, err := anyString.parse(v)
+	if err != nil {
+		return "", err
+	}
+	if err := discovery.CheckType(s); err != nil {
+		return "", invalid("%v", err)
+	}
+	return s, nil
+}
+
+// parseDiscoveryArgs checks `discovery_args`: an object of strings (APISIX
+// defines namespace_id and group_name, for Nacos). Empty means none.
+func parseDiscoveryArgs(v any) (map[string]string, *ValidationError) {
+	m, err := asObject(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	args := make(map[string]string, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		s, err := anyString.parse(m[k])
+		if err != nil {
+			return nil, err.inProperty(k)
+		}
+		args[k] = s
+	}
+	return args, nil
 }
 
 // parseScheme checks `scheme` against APISIX's enum, then SupportedSchemes.

@@ -26,6 +26,17 @@ var (
 
 func upstreamValidCases(f func(body string, want *Upstream)) {
 	f(`{"nodes":{}}`, up(nil))
+	// Service discovery instead of nodes.
+	f(`{"service_name":"web.test","discovery_type":"dns"}`, up(func(u *Upstream) {
+		u.Nodes, u.DiscoveryType, u.ServiceName = nil, "dns", "web.test"
+	}))
+	f(`{"service_name":"_http._tcp.web.test:8080","discovery_type":"dns","discovery_args":{"group_name":"g","namespace_id":"n"}}`, up(func(u *Upstream) {
+		u.Nodes, u.DiscoveryType, u.ServiceName = nil, "dns", "_http._tcp.web.test:8080"
+		u.DiscoveryArgs = map[string]string{"group_name": "g", "namespace_id": "n"}
+	}))
+	f(`{"service_name":"web.test","discovery_type":"dns","discovery_args":{}}`, up(func(u *Upstream) {
+		u.Nodes, u.DiscoveryType, u.ServiceName = nil, "dns", "web.test"
+	}))
 	f(`{"nodes":[]}`, up(nil))
 	f(`{"nodes":{"127.0.0.1:1980":1}}`, up(func(u *Upstream) { u.Nodes = []Node{{Host: "127.0.0.1", Port: 1980, Weight: 1}} }))
 	// The object form is sorted by key; a key without port gets the
@@ -250,10 +261,21 @@ func upstreamErrorCases(f func(body, wantErr string)) {
 	f(`{"nodes":{},"retry_on_statuses":[502,502]}`, `property "retry_on_statuses" validation failed: expected unique items but items 1 and 2 are equal`)
 	f(`{"nodes":{},"retry_on_statuses":502}`, `property "retry_on_statuses" validation failed: wrong type: expected array, got number`)
 
-	// Service discovery.
-	f(`{"service_name":"svc","discovery_type":"dns"}`, `property "discovery_type" validation failed: service discovery is not supported yet`)
-	f(`{"nodes":{},"service_name":"svc"}`, `property "service_name" validation failed: service discovery is not supported yet`)
-	f(`{"nodes":{},"discovery_args":{}}`, `property "discovery_args" validation failed: service discovery is not supported yet`)
+	// Service discovery: exactly one of nodes and service_name, a
+	// registered type, a service name the type accepts.
+	f(`{"nodes":{},"service_name":"svc","discovery_type":"dns"}`, `only one of nodes and service_name may be set: static nodes, or a service to discover (service_name with discovery_type)`)
+	f(`{"nodes":{},"service_name":"svc"}`, `only one of nodes and service_name may be set: static nodes, or a service to discover (service_name with discovery_type)`)
+	f(`{"service_name":"svc"}`, `property "discovery_type" is required`)
+	f(`{"discovery_type":"dns"}`, `property "service_name" is required`)
+	f(`{"discovery_args":{}}`, `property "service_name" is required`)
+	f(`{"service_name":"svc","discovery_type":"consul"}`, `property "discovery_type" validation failed: discovery type "consul" is not supported by this gateway yet; supported: dns`)
+	f(`{"service_name":"svc","discovery_type":"zookeeper"}`, `property "discovery_type" validation failed: unknown discovery type "zookeeper"; supported: dns`)
+	f(`{"service_name":"svc","discovery_type":1}`, `property "discovery_type" validation failed: wrong type: expected string, got number`)
+	f(`{"service_name":"","discovery_type":"dns"}`, `property "service_name" validation failed: string too short, expected at least 1, got 0`)
+	f(`{"service_name":"web test","discovery_type":"dns"}`, `property "service_name" validation failed: service_name "web test" is not a DNS name (want "name" or "name:port")`)
+	f(`{"service_name":"web.test:0","discovery_type":"dns"}`, `property "service_name" validation failed: invalid port in service_name "web.test:0"`)
+	f(`{"service_name":"svc","discovery_type":"dns","discovery_args":{"namespace_id":1}}`, `property "discovery_args" validation failed: property "namespace_id" validation failed: wrong type: expected string, got number`)
+	f(`{"service_name":"svc","discovery_type":"dns","discovery_args":[1]}`, `property "discovery_args" validation failed: wrong type: expected object, got array`)
 }
 
 func TestParseUpstreamErrors(t *testing.T) {

@@ -73,7 +73,13 @@ type Snapshot struct {
 // continues); node state, pools and route counters come from rt and so
 // survive any edit that keeps them. Compile must not be called
 // concurrently with itself on the same Runtime.
+//
+// Upstreams whose nodes come from discovery or DNS names are compiled
+// into roots that follow their services until a later Compile drops them
+// (see discovery.go).
 func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
+	rt.dynMu.Lock()
+	defer rt.dynMu.Unlock()
 	used := newUsedKeys()
 	used.ssls = cfg.SSLs
 	s := &Snapshot{
@@ -93,7 +99,7 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 			}
 		}
 		if b == nil {
-			b = buildBalancer(key, u, rt, used)
+			b = rt.newBalancer(key, u, cfg.SSLs, used)
 		}
 		s.Balancers[key] = b
 		return b
@@ -142,7 +148,10 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	} else {
 		s.Certs = buildCertIndex(cfg.SSLs, baseServerTLS())
 	}
+	rt.retireDynamics(s)
 	rt.retain(used)
+	rt.live = used
+	rt.latest = s
 	return s
 }
 
@@ -235,10 +244,11 @@ func (s *Snapshot) resolveSplit(e *RouteEntry, cfg *Config, balancer func(string
 	}
 }
 
-// markUsed records a reused balancer's node states and pools as in use.
+// markUsed records a reused balancer's node states and pools as in use
+// (those of its current version, for a discovered upstream).
 func (b *Balancer) markUsed(used *usedKeys) {
-	for _, ref := range b.refs {
-		used.pools[ref.poolKey] = true
-		used.nodes[ref.stateKey] = true
+	for _, ref := range b.Live().refs {
+		used.pools[ref.poolKey]++
+		used.nodes[ref.stateKey]++
 	}
 }

@@ -132,7 +132,7 @@ func poolKey(spec *connSpec, addr string) string {
 func (rt *Runtime) attachPool(ref *nodeRef, spec *connSpec, upstreamKey string, n Node, addr string, used *usedKeys) {
 	key := poolKey(spec, addr)
 	ref.poolKey = key
-	used.pools[key] = true
+	used.pools[key]++
 	g := rt.Pools.Group(key, func() pool.Options {
 		opts := pool.Options{}
 		if spec.tls != nil {
@@ -149,11 +149,20 @@ func (rt *Runtime) attachPool(ref *nodeRef, spec *connSpec, upstreamKey string, 
 	case spec.passHost == "rewrite":
 		ref.pool = g.PoolFor(spec.rewriteSNI)
 	case spec.passHost == "node":
-		ref.pool = g.PoolFor(n.Host)
+		ref.pool = g.PoolFor(sniHost(n))
 	default:
-		ref.pool = g.PoolFor(n.Host)
+		ref.pool = g.PoolFor(sniHost(n))
 		ref.group = g
 	}
+}
+
+// sniHost is the SNI for node n: its host name when its address was
+// resolved from one.
+func sniHost(n Node) string {
+	if n.Domain != "" {
+		return n.Domain
+	}
+	return n.Host
 }
 
 // poolFor returns the pool for a request whose Host header is host.

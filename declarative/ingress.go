@@ -129,7 +129,7 @@ var upstreamSpecKeys = []string{"ingressClassName", "externalNodes", "loadbalanc
 	"healthCheck", "passHost", "upstreamHost"}
 
 var upstreamRefused = map[string]string{
-	"discovery":         "service discovery needs a registry this gateway does not query",
+	"discovery":         "ApisixUpstream discovery is not translated yet (an APISIX upstream with discovery_type dns is served; see docs/discovery.md)",
 	"tlsSecret":         "TLS secrets need a Kubernetes cluster (client certificates to upstreams are not supported yet)",
 	"portLevelSettings": "port-level settings apply to Kubernetes Service backends, which need a cluster",
 	"subsets":           "subsets select Kubernetes pods, which need a cluster",

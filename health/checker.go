@@ -135,8 +135,11 @@ func (c *activeConfig) spec(t *Target) ProbeSpec {
 type checker struct {
 	m   *Manager
 	key string
-	// conf is the upstream the checker was last configured from.
+	// conf is the upstream the checker was last configured from, and from
+	// the compiled balancer (a discovered upstream's version, whose nodes
+	// change with the same conf). Both are guarded by Manager.mu.
 	conf *core.Upstream
+	from *core.Balancer
 
 	mu      sync.Mutex
 	typ     string

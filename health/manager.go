@@ -36,8 +36,9 @@ type Options struct {
 // Sync with every published snapshot (core.Manager.OnPublish): Sync starts
 // the checkers of new upstreams, reconciles the targets of changed ones and
 // stops those of upstreams that are gone. Passive and Sync must not run
-// concurrently with each other (the compiler and OnPublish run on one
-// goroutine); every other method is safe for concurrent use.
+// concurrently with each other (core runs the compiler, OnPublish and the
+// node-set changes of discovered upstreams, which call Passive and then
+// Sync, under one lock); every other method is safe for concurrent use.
 type Manager struct {
 	opts      Options
 	probeFunc ProbeFunc
@@ -128,13 +129,16 @@ func (m *Manager) submit(task func()) error { return m.pool.Submit(task) }
 // core.HealthAttacher and is called by the compiler only.
 func (m *Manager) Passive(b *core.Balancer) core.PassiveHealth {
 	hc := b.Conf.Checks
-	if hc == nil || len(b.Conf.Nodes) != len(b.Nodes) {
+	if hc == nil {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	targets := make([]*Target, len(b.Nodes))
-	for i, n := range b.Conf.Nodes {
+	for i := range b.Nodes {
+		// A node given by host name (or discovered) has its address here,
+		// and its name in Domain.
+		n := b.NodeConfig(i)
 		host, port, hostname := splitHost(n.Host), n.Port, ""
 		if a := hc.Active; a != nil {
 			if a.Port > 0 {
@@ -147,7 +151,10 @@ func (m *Manager) Passive(b *core.Balancer) core.PassiveHealth {
 		if t == nil || t.detached() {
 			t = &Target{Upstream: b.Key, IP: host, Port: port, Hostname: hostname, key: key,
 				addr: probeAddr(host, port), m: m}
-			if !isIP(host) {
+			switch {
+			case n.Domain != "":
+				t.HostHeader = n.Domain
+			case !isIP(host):
 				t.HostHeader = host
 			}
 			m.targets[key] = t
@@ -185,7 +192,8 @@ func (m *Manager) Sync(s *core.Snapshot) {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		b := s.Balancers[key]
+		// A discovered upstream's nodes are those of its current version.
+		b := s.Balancers[key].Live()
 		p, _ := b.Health().(*Passive)
 		if p == nil {
 			continue
@@ -210,9 +218,10 @@ func (m *Manager) Sync(s *core.Snapshot) {
 		if b.Conf.Checks.Active != nil {
 			workers += max(b.Conf.Checks.Active.Concurrency, 1)
 		}
-		if c.conf == b.Conf {
+		if c.conf == b.Conf && c.from == b {
 			continue
 		}
+		c.from = b
 		var cfg *activeConfig
 		if b.Conf.Checks.Active != nil {
 			cfg = newActiveConfig(b.Conf)

@@ -46,10 +46,32 @@ func (r *Registry) Group(key string, opts func() Options) *Group {
 // In-flight requests on a forgotten pool finish normally; their
 // connections are closed on release.
 func (r *Registry) Retain(keep map[string]bool) {
+	r.RetainFunc(func(key string) bool { return keep[key] })
+}
+
+// RetainFunc is Retain with the keys to keep given by a function.
+func (r *Registry) RetainFunc(keep func(key string) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, g := range r.groups {
-		if !keep[k] {
+		if !keep(k) {
+			g.close()
+			delete(r.groups, k)
+		}
+	}
+}
+
+// Forget closes and forgets the groups of keys (those a configuration
+// stopped using between two full retains, such as the nodes a service
+// registry removed). In-flight requests finish as with Retain.
+func (r *Registry) Forget(keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		if g, ok := r.groups[k]; ok {
 			g.close()
 			delete(r.groups, k)
 		}

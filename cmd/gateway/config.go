@@ -26,6 +26,7 @@ type options struct {
 	Etcd         string
 	EtcdPrefix   string
 	Standalone   string
+	DNSServers   string
 
 	// ControlListen is the control API's address; "" disables it.
 	ControlListen string
@@ -57,6 +58,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 			"shared by a fleet of gateways and APISIX's tools, instead of the embedded store in -data-dir")
 	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", store.DefaultEtcdPrefix,
 		"etcd key prefix standing for /apisix in APISIX's key layout (APISIX's etcd.prefix); used with -etcd")
+	fs.StringVar(&o.DNSServers, "dns-servers", "",
+		"comma-separated DNS `servers` (ip:port, or ip for port 53), asked in order, for upstreams with "+
+			"discovery_type dns and for nodes given by host name; default: the nameservers of /etc/resolv.conf "+
+			"(names in /etc/hosts are answered from it either way)")
 	addEdgeFlags(fs, &o.edgeOptions)
 	return fs
 }

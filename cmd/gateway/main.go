@@ -4,6 +4,7 @@
 //	gateway -listen 0.0.0.0:9080 -listen-tls 0.0.0.0:9443 -admin-listen 127.0.0.1:9180 -data-dir ./data
 //	        [-admin-key KEY] [-control-listen 127.0.0.1:9090] [-c config.yaml]
 //	gateway ... -etcd http://h1:2379,http://h2:2379 [-etcd-prefix /apisix]
+//	gateway ... -dns-servers 10.0.0.10:53,10.0.0.11:53   DNS discovery and host-name nodes
 //	gateway -standalone FILE [...]   serve FILE (read-only Admin API), re-applied when it changes
 //	gateway validate FILE            check FILE without starting; exit status 1 on any problem
 package main
@@ -24,6 +25,7 @@ import (
 	"github.com/edgeway/gateway/admin"
 	"github.com/edgeway/gateway/core"
 	"github.com/edgeway/gateway/declarative"
+	"github.com/edgeway/gateway/discovery"
 	"github.com/edgeway/gateway/health"
 	"github.com/edgeway/gateway/store"
 	"github.com/valyala/fasthttp"
@@ -84,6 +86,15 @@ func serve(o *options, args []string) error {
 
 	rt := core.NewRuntime()
 	defer rt.Close()
+	rt.Logf = log.Printf
+	dns, err := newDNS(o)
+	if err != nil {
+		return err
+	}
+	if dns != nil {
+		defer dns.Close()
+		rt.Discovery = discovery.Set{"dns": dns}
+	}
 	proxy := core.NewProxy()
 	proxy.Logf = log.Printf
 	proxy.SetLimits(o.limits())
@@ -217,6 +228,33 @@ func openStore(o *options) (st store.Store, where string, err error) {
 		return nil, "", err
 	}
 	return e, fmt.Sprintf("etcd %s (prefix %s)", e.Endpoints(), e.Prefix()), nil
+}
+
+// newDNS starts DNS discovery on -dns-servers, or on the system's name
+// servers. Without -dns-servers, a system without resolv.conf runs
+// without it (logged): host names of nodes are then resolved when
+// connections are dialed, and dns upstreams answer 503.
+func newDNS(o *options) (*discovery.DNS, error) {
+	var servers []string
+	if o.DNSServers != "" {
+		servers = strings.Split(o.DNSServers, ",")
+		if len(servers) > 0 {
+			var err error
+			if servers, err = discovery.ParseServers(servers); err != nil {
+				return nil, fmt.Errorf("-dns-servers: %w", err)
+			}
+		}
+	}
+	d, err := discovery.NewDNS(discovery.DNSOptions{Servers: servers, Logf: log.Printf})
+	if err != nil && len(servers) == 0 {
+		log.Printf("gateway: DNS discovery is off: %v", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("gateway: DNS discovery asks %s", strings.Join(d.Servers(), ", "))
+	return d, nil
 }
 
 // startRetry is the pause between two attempts to load the configuration
