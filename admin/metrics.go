@@ -27,13 +27,9 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	m := a.Manager
 	snap := m.Proxy.Snapshot()
 
-	keys := make([]string, 0, len(snap.Entries))
-	for k := range snap.Entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		e := snap.Entries[k]
+	entries := snap.Routes.Entries()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Key < entries[j].Key })
+	for _, e := range entries {
 		upstream := ""
 		if e.Upstream != nil {
 			upstream = e.Upstream.Key
@@ -93,7 +89,7 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	writeDiscoveryMetrics(&w, snap)
 
 	metrics.WriteGaugeUint64(&w, "gateway_config_revision", uint64(max(snap.Config.Revision, 0)))
-	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(len(snap.Entries)))
+	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(snap.Routes.Len()))
 	metrics.WriteCounterUint64(&w, "gateway_config_compiles_total", m.Compiles.Load())
 	metrics.WriteCounterUint64(&w, "gateway_config_invalid_values_total", m.InvalidValues.Load())
 	// 1 while the configuration store answers (always for the embedded

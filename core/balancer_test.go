@@ -18,7 +18,7 @@ func TestFailOpenWhenAllDown(t *testing.T) {
 			u.Type, u.Key = typ, "remote_addr"
 			cfg.Routes["1"] = &Route{ID: "1", URIs: []string{"/x"}, Status: 1, Upstream: u}
 			g := startGateway(t, cfg)
-			nodes := g.proxy.Snapshot().Entries["/apisix/routes/1"].Upstream.Nodes
+			nodes := g.proxy.Snapshot().Entry("/apisix/routes/1").Upstream.Nodes
 			nodes[0].State.SetDown(true)
 			for i := 0; i < 10; i++ {
 				if code, body, _ := get(t, "http://"+g.addr+"/x", nil); code != 200 || body != fmt.Sprint(b.port) {

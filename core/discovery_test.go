@@ -154,7 +154,7 @@ func TestDiscoveredNodeSetSwap(t *testing.T) {
 	poolA := v1.refs[0].pool
 
 	disc.set("web.test", known(a.port, b.port))
-	if g.proxy.Snapshot() != snap || snap.Entries["/apisix/routes/1"].Upstream != root {
+	if g.proxy.Snapshot() != snap || snap.Entry("/apisix/routes/1").Upstream != root {
 		t.Fatal("a node-set change replaced the snapshot or the route's balancer")
 	}
 	v2 := root.Live()
@@ -292,7 +292,7 @@ func TestHostnameNodes(t *testing.T) {
 	if h := a.lastReq.Load().Host; h != "orders.internal:"+strconv.Itoa(a.port) {
 		t.Fatalf("Host %q, want the configured name", h)
 	}
-	v := g.proxy.Snapshot().Entries["/apisix/routes/1"].Upstream.Live()
+	v := g.proxy.Snapshot().Entry("/apisix/routes/1").Upstream.Live()
 	if v.Nodes[0].Weight != 3 || v.retries != 1 {
 		t.Fatalf("weight %d retries %d", v.Nodes[0].Weight, v.retries)
 	}

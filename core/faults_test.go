@@ -229,7 +229,7 @@ func TestUpstreamFaults(t *testing.T) {
 			if got := r.(*outcomeRecorder).outcomes(1); len(got) != 1 || got[0] != c.failed {
 				t.Errorf("picker outcomes %v, want one with failed=%v", got, c.failed)
 			}
-			b := g.proxy.Snapshot().Entries["/apisix/routes/1"].Upstream
+			b := g.proxy.Snapshot().Entry("/apisix/routes/1").Upstream
 			if idle := b.refs[0].pool.Stats().Idle; (idle == 1) != c.pooled {
 				t.Errorf("%d idle connections after the try, want pooled=%v", idle, c.pooled)
 			}

@@ -30,13 +30,39 @@ type Manager struct {
 	// InvalidValues counts stored values skipped because they did not
 	// validate.
 	InvalidValues atomic.Uint64
-	// Compiles counts snapshots built.
-	Compiles atomic.Uint64
+	// Compiles counts full snapshot compiles; Updates counts incremental
+	// route updates; Compactions counts route indexes rebuilt in the
+	// background.
+	Compiles    atomic.Uint64
+	Updates     atomic.Uint64
+	Compactions atomic.Uint64
 
 	mu      sync.Mutex
 	cfg     *Config
 	applied int64
 	notify  chan struct{}
+
+	// compacted receives background rebuilds of the route index; only the
+	// goroutine that follows the store reads compacting and the channel.
+	compacted  chan compaction
+	compacting bool
+}
+
+// Incremental route updates (Runtime.Update) are used once a configuration
+// has incrementalRoutes routes; below that a full compile costs a
+// millisecond or two and is simpler. The route index is rebuilt in the
+// background once compactAfter routes have changed since it was built.
+const (
+	incrementalRoutes = 2048
+	compactAfter      = 256
+)
+
+// compaction is a route index rebuilt in the background from the routes
+// of table from.
+type compaction struct {
+	from    *RouteTable
+	base    *Router
+	entries []*RouteEntry
 }
 
 // Prefix is the key prefix of every resource the gateway serves.
@@ -51,6 +77,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.notify = make(chan struct{})
+	m.compacted = make(chan compaction, 1)
 	m.publish(m.buildFrom(kvs, rev))
 	go m.follow(ctx, rev)
 	return nil
@@ -103,9 +130,66 @@ func (m *Manager) translateKong(cfg *Config, prev *KongDerived) {
 	cfg.KongDerived = d
 }
 
+// publish compiles cfg in full and serves it.
 func (m *Manager) publish(cfg *Config) {
 	snap := m.Runtime.Compile(cfg, m.Proxy.Snapshot())
 	m.Compiles.Add(1)
+	m.install(cfg, snap)
+}
+
+// publishRoutes serves cfg, which differs from what is served only in the
+// APISIX routes named by ids, with an incremental update when the
+// configuration is large.
+func (m *Manager) publishRoutes(cfg *Config, ids []string) {
+	prev := m.Proxy.Snapshot()
+	if prev.Routes.Len() < incrementalRoutes {
+		m.publish(cfg)
+		return
+	}
+	snap := m.Runtime.Update(cfg, prev, ids)
+	m.Updates.Add(1)
+	m.install(cfg, snap)
+	m.maybeCompact()
+}
+
+// maybeCompact starts a background rebuild of the route index once many
+// routes have changed since it was built, so that updates stay cheap.
+func (m *Manager) maybeCompact() {
+	t := m.Proxy.Snapshot().Routes
+	if m.compacting || t.Pending() < compactAfter {
+		return
+	}
+	m.compacting = true
+	go func() {
+		entries := t.Entries()
+		m.compacted <- compaction{from: t, base: BuildRouter(entries), entries: entries}
+	}()
+}
+
+// installCompaction serves the rebuilt route index, with the routes that
+// changed while it was being built as its overlay. It is dropped when a
+// full compile replaced the index meanwhile.
+func (m *Manager) installCompaction(c compaction) {
+	m.compacting = false
+	cur := m.Proxy.Snapshot()
+	if cur.Routes.base != c.from.base {
+		return
+	}
+	next := *cur
+	next.Routes = cur.Routes.Compacted(c.base, c.entries)
+	m.Compactions.Add(1)
+	m.Runtime.dynMu.Lock()
+	m.Runtime.latest = &next
+	m.Proxy.Publish(&next)
+	if m.OnPublish != nil {
+		m.OnPublish(&next)
+	}
+	m.Runtime.dynMu.Unlock()
+	m.maybeCompact()
+}
+
+// install serves snap, compiled from cfg, and wakes WaitRevision callers.
+func (m *Manager) install(cfg *Config, snap *Snapshot) {
 	// New discovered upstreams serve their nodes from the first request
 	// (bounded wait; see AwaitDiscovery).
 	m.Runtime.AwaitDiscovery(snap)
@@ -147,7 +231,14 @@ func (m *Manager) follow(ctx context.Context, rev int64) {
 // revision applied.
 func (m *Manager) consume(ctx context.Context, ch <-chan store.WatchResponse, rev int64) int64 {
 	for {
-		resp, ok := <-ch
+		var resp store.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-ch:
+		case c := <-m.compacted:
+			m.installCompaction(c)
+			continue
+		}
 		if !ok {
 			return rev
 		}
@@ -198,10 +289,14 @@ func (m *Manager) apply(events []store.Event, rev int64) {
 	cfg := &Config{Routes: old.Routes, Upstreams: old.Upstreams, Services: old.Services, SSLs: old.SSLs,
 		Kong: old.Kong, KongDerived: old.KongDerived, Revision: rev}
 	copied := map[Kind]bool{}
+	var routeIDs []string
 	for _, ev := range events {
-		kind, _, ok := splitKey(ev.KV.Key)
+		kind, id, ok := splitKey(ev.KV.Key)
 		if !ok {
 			continue
+		}
+		if kind == KindRoutes {
+			routeIDs = append(routeIDs, id)
 		}
 		if !copied[kind] {
 			cfg.copyKind(kind)
@@ -225,6 +320,10 @@ func (m *Manager) apply(events []store.Event, rev int64) {
 			m.notify = make(chan struct{})
 		}
 		m.mu.Unlock()
+		return
+	}
+	if len(copied) == 1 && copied[KindRoutes] {
+		m.publishRoutes(cfg, routeIDs)
 		return
 	}
 	m.publish(cfg)

@@ -27,7 +27,7 @@ type Proxy struct {
 // NewProxy returns a proxy serving an empty snapshot (every request 404s).
 func NewProxy() *Proxy {
 	p := &Proxy{Metrics: NewMetrics()}
-	p.snap.Store(&Snapshot{Config: NewConfig(), Router: BuildRouter(nil)})
+	p.snap.Store(&Snapshot{Config: NewConfig(), Routes: NewRouteTable(nil)})
 	return p
 }
 
@@ -67,7 +67,7 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	var status int
 	if status = p.lim().checkRequest(ctx); status != 0 {
 		refuse(ctx, status)
-	} else if e := snap.Router.Match(ctx, st.buf[:0]); e == nil {
+	} else if e := snap.Routes.Match(ctx, st.buf[:0]); e == nil {
 		status = writeNotFound(ctx)
 	} else {
 		status = p.serve(ctx, st, e)

@@ -100,6 +100,69 @@ func (t *RouteTable) Match(ctx *fasthttp.RequestCtx, buf []byte) *RouteEntry {
 // Pending returns how many routes changed since the base was built.
 func (t *RouteTable) Pending() int { return len(t.pending) }
 
+// Entry returns the compiled route with the given store key, or nil.
+func (t *RouteTable) Entry(key string) *RouteEntry {
+	if e, ok := t.pending[key]; ok {
+		return e
+	}
+	return t.baseEntries[key]
+}
+
+// Len returns the number of routes.
+func (t *RouteTable) Len() int {
+	n := len(t.baseEntries)
+	for k, e := range t.pending {
+		_, inBase := t.baseEntries[k]
+		switch {
+		case e == nil && inBase:
+			n--
+		case e != nil && !inBase:
+			n++
+		}
+	}
+	return n
+}
+
+// Each calls f for every route, in no particular order.
+func (t *RouteTable) Each(f func(e *RouteEntry)) {
+	for k, e := range t.baseEntries {
+		if _, changed := t.pending[k]; !changed {
+			f(e)
+		}
+	}
+	for _, e := range t.pending {
+		if e != nil {
+			f(e)
+		}
+	}
+}
+
+// Entries returns every route (for building a fresh base).
+func (t *RouteTable) Entries() []*RouteEntry {
+	out := make([]*RouteEntry, 0, t.Len())
+	t.Each(func(e *RouteEntry) { out = append(out, e) })
+	return out
+}
+
+// Compacted returns a table with the same routes as t whose base is base,
+// a router built from entries, which were t's routes at some earlier time
+// (see Compact). The routes changed since then become the overlay.
+func (t *RouteTable) Compacted(base *Router, entries []*RouteEntry) *RouteTable {
+	n := &RouteTable{base: base, baseEntries: make(map[string]*RouteEntry, len(entries))}
+	for _, e := range entries {
+		n.baseEntries[e.Key] = e
+	}
+	changes := map[string]*RouteEntry{}
+	for k, e := range t.pending {
+		if n.baseEntries[k] != e {
+			changes[k] = e
+		}
+	}
+	// Routes deleted from t's base but never in pending cannot exist: every
+	// change to t's routes goes through pending.
+	return n.With(changes)
+}
+
 // With returns a table in which the routes in changes (key → new entry, or
 // nil for a deleted route) replace what t holds for those keys. Its cost
 // grows with the number of routes changed since the base was built, not

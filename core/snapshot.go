@@ -59,14 +59,16 @@ func Key(kind Kind, id string) string { return "/apisix/" + string(kind) + "/" +
 // publication.
 type Snapshot struct {
 	Config *Config
-	Router *Router
+	// Routes indexes the compiled routes (and finds them by key).
+	Routes *RouteTable
 	// Balancers holds every compiled upstream by key (standalone and inline).
 	Balancers map[string]*Balancer
-	// Entries holds the compiled routes by route key.
-	Entries map[string]*RouteEntry
 	// Certs indexes the server SSL objects by SNI for the HTTPS listener.
 	Certs *CertIndex
 }
+
+// Entry returns the compiled route with the given store key, or nil.
+func (s *Snapshot) Entry(key string) *RouteEntry { return s.Routes.Entry(key) }
 
 // Compile builds a snapshot of cfg. Balancers of prev whose upstream
 // object is unchanged are reused as they are (their picker state
@@ -85,7 +87,6 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	s := &Snapshot{
 		Config:    cfg,
 		Balancers: make(map[string]*Balancer, len(cfg.Upstreams)),
-		Entries:   make(map[string]*RouteEntry, len(cfg.Routes)),
 	}
 	balancer := func(key string, u *Upstream) *Balancer {
 		if b, ok := s.Balancers[key]; ok {
@@ -130,19 +131,11 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	sort.Strings(ids)
 	entries := make([]*RouteEntry, 0, len(ids))
 	for _, id := range ids {
-		r := cfg.route(id)
 		key := Key(KindRoutes, id)
-		e := &RouteEntry{Route: r, Key: key, Hosts: r.Hosts, Stats: rt.stats(key)}
 		used.routes[key] = true
-		s.resolve(e, cfg, balancer)
-		e.rewrite = compileRewrite(r.Rewrite)
-		if len(r.Split) > 0 {
-			s.resolveSplit(e, cfg, balancer)
-		}
-		s.Entries[key] = e
-		entries = append(entries, e)
+		entries = append(entries, s.compileRoute(rt, cfg, key, cfg.route(id), balancer))
 	}
-	s.Router = BuildRouter(entries)
+	s.Routes = NewRouteTable(entries)
 	if prev != nil && prev.Certs != nil && sameMap(prev.Config.SSLs, cfg.SSLs) {
 		s.Certs = prev.Certs
 	} else {
@@ -153,6 +146,17 @@ func (rt *Runtime) Compile(cfg *Config, prev *Snapshot) *Snapshot {
 	rt.live = used
 	rt.latest = s
 	return s
+}
+
+// compileRoute builds the entry of route r (stored under key).
+func (s *Snapshot) compileRoute(rt *Runtime, cfg *Config, key string, r *Route, balancer func(string, *Upstream) *Balancer) *RouteEntry {
+	e := &RouteEntry{Route: r, Key: key, Hosts: r.Hosts, Stats: rt.stats(key)}
+	s.resolve(e, cfg, balancer)
+	e.rewrite = compileRewrite(r.Rewrite)
+	if len(r.Split) > 0 {
+		s.resolveSplit(e, cfg, balancer)
+	}
+	return e
 }
 
 // clientSSL returns the SSL object u names with tls.client_cert_id, if any.

@@ -15,9 +15,16 @@ import (
 func TestWatcherReloadsAndKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "apisix.yaml")
+	// Writes replace the file atomically (as deploy tools do): a
+	// truncate-then-write could be read half-written by the 10 ms poll,
+	// which would be a second, unrelated broken edit.
 	write := func(s string) {
 		t.Helper()
-		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
 			t.Fatal(err)
 		}
 	}
