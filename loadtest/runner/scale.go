@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgeway/gateway/loadtest/harness"
+	"github.com/valyala/fasthttp"
+)
+
+// memory is a gateway's resident and Go heap figures.
+type memory struct {
+	rssKB  int64
+	heapKB int64 // go_memstats_heap_inuse_bytes / 1024; 0 when not exported
+}
+
+func readMemory(g *harness.Gateway) memory {
+	m := memory{}
+	m.rssKB, _ = harness.StatusKB(g.Pid(), "VmRSS")
+	resp, err := http.Get("http://" + g.Admin + "/metrics")
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			m.heapKB = int64(v / 1024)
+		}
+	}
+	return m
+}
+
+func perTenK(a, b int64, routes int) string {
+	return fmt.Sprintf("%.1f", float64(b-a)/1024/(float64(routes)/10000))
+}
+
+// manyRoutes compares a gateway serving one route with one serving
+// -routes routes, both from a standalone file (the fast way to load
+// 100,000 routes: one file, one compile).
+func (r *runner) manyRoutes() error {
+	n := *nroutes
+	fmt.Printf("== 1 route against %d routes (standalone files) ==\n", n)
+	small, large := filepath.Join(r.dir, "one.json"), filepath.Join(r.dir, "many.json")
+	if err := writeStandalone(small, r.nodes[:2], 0); err != nil {
+		return err
+	}
+	if err := writeStandalone(large, r.nodes[:2], n); err != nil {
+		return err
+	}
+	type result struct {
+		ready time.Duration
+		res   harness.WrkResult
+		mem   memory
+	}
+	measure := func(name, file string) (result, error) {
+		start := time.Now()
+		g, err := r.startGateway(name, file)
+		if err != nil {
+			return result{}, err
+		}
+		defer g.Stop()
+		ready := time.Since(start)
+		res, err := r.wrk(name+" GET /hello", "http://"+g.Proxy+"/hello", "get.lua")
+		if err != nil {
+			return result{}, err
+		}
+		if name != "1-route" {
+			if _, err := r.wrk(name+" GET "+middleURI(n), "http://"+g.Proxy+middleURI(n), "get.lua"); err != nil {
+				return result{}, err
+			}
+		}
+		return result{ready, res, readMemory(g)}, nil
+	}
+	one, err := measure("1-route", small)
+	if err != nil {
+		return err
+	}
+	many, err := measure(fmt.Sprintf("%dk-routes", n/1000), large)
+	if err != nil {
+		return err
+	}
+	ratio := many.res.RPS() / one.res.RPS()
+	r.figure(fmt.Sprintf("%d routes: throughput vs 1 route", n),
+		fmt.Sprintf("%.2f× (%.0f vs %.0f req/s; p99 %v vs %v)", ratio, many.res.RPS(), one.res.RPS(), many.res.P99(), one.res.P99()),
+		"≥ 0.9×", verdict(ratio >= 0.9))
+	r.figure(fmt.Sprintf("%d routes from a standalone file: start to ready", n),
+		fmt.Sprintf("%v (1 route: %v)", many.ready.Round(time.Millisecond), one.ready.Round(time.Millisecond)), "reported", "")
+	r.figure("memory per 10,000 routes (standalone file)",
+		fmt.Sprintf("RSS +%s MiB, Go heap in use +%s MiB (RSS %s with 1 route, %s with %d)",
+			perTenK(one.mem.rssKB, many.mem.rssKB, n), perTenK(one.mem.heapKB, many.mem.heapKB, n),
+			mib(one.mem.rssKB), mib(many.mem.rssKB), n), "reported", "")
+	return nil
+}
+
+// adminAtScale measures, on a gateway with the embedded store holding
+// -routes routes, how long an Admin API write takes to be served and
+// whether requests in flight meanwhile are held up.
+func (r *runner) adminAtScale() error {
+	n := *nroutes
+	fmt.Printf("== Admin API writes at %d routes (embedded store) ==\n", n)
+	t := time.Now()
+	if err := prepopulate(filepath.Join(r.dir, "empty-data"), r.nodes[:2], 0); err != nil {
+		return err
+	}
+	if err := prepopulate(filepath.Join(r.dir, "large-data"), r.nodes[:2], n); err != nil {
+		return err
+	}
+	fmt.Printf("  stores written in %v\n", time.Since(t).Round(time.Millisecond))
+	empty, err := r.startGateway("empty", "")
+	if err != nil {
+		return err
+	}
+	// Warm the proxy path, then read its memory.
+	if _, err := r.wrkQuiet("http://"+empty.Proxy+"/hello", 2*time.Second); err != nil {
+		empty.Stop()
+		return err
+	}
+	emptyMem := readMemory(empty)
+	empty.Stop()
+
+	start := time.Now()
+	g, err := r.startGateway("large", "")
+	if err != nil {
+		return err
+	}
+	defer g.Stop()
+	ready := time.Since(start)
+	if _, err := r.wrkQuiet("http://"+g.Proxy+"/hello", 2*time.Second); err != nil {
+		return err
+	}
+	largeMem := readMemory(g)
+	r.figure(fmt.Sprintf("%d routes in the embedded store: start to ready", n), ready.Round(time.Millisecond).String(), "reported", "")
+	r.figure("memory per 10,000 routes (embedded store)",
+		fmt.Sprintf("RSS +%s MiB, Go heap in use +%s MiB (RSS %s with 1 route, %s with %d)",
+			perTenK(emptyMem.rssKB, largeMem.rssKB, n), perTenK(emptyMem.heapKB, largeMem.heapKB, n),
+			mib(emptyMem.rssKB), mib(largeMem.rssKB), n), "reported", "")
+
+	url := "http://" + g.Proxy + "/hello"
+	quiet, err := r.wrk(fmt.Sprintf("%dk routes, quiet", n/1000), url, "get.lua")
+	if err != nil {
+		return err
+	}
+	// Writes spaced over the wrk run, each probed.
+	const writes = 8
+	var vis, put []time.Duration
+	var probeErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(*duration / (writes + 1))
+		for k := 0; k < writes; k++ {
+			v, p, err := probeWrite(g, k)
+			if err != nil {
+				probeErr = err
+				return
+			}
+			vis, put = append(vis, v), append(put, p)
+			time.Sleep(*duration / (writes + 1))
+		}
+	}()
+	busy, err := r.wrk(fmt.Sprintf("%dk routes, %d admin writes", n/1000, writes), url, "get.lua")
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if probeErr != nil {
+		return probeErr
+	}
+	slices.Sort(vis)
+	slices.Sort(put)
+	r.rows[len(r.rows)-1].note = fmt.Sprintf("max latency %v (quiet: %v)", time.Duration(busy.MaxUS)*time.Microsecond,
+		time.Duration(quiet.MaxUS)*time.Microsecond)
+	r.figure(fmt.Sprintf("admin write at %d routes: write to first request served with it", n),
+		fmt.Sprintf("median %v, max %v over %d writes (PUT answered in median %v, max %v)",
+			vis[len(vis)/2].Round(time.Microsecond), vis[len(vis)-1].Round(time.Microsecond), len(vis),
+			put[len(put)/2].Round(time.Microsecond), put[len(put)-1].Round(time.Microsecond)),
+		"< 100 ms", verdict(vis[len(vis)-1] < 100*time.Millisecond))
+	r.figure(fmt.Sprintf("admin writes at %d routes: requests held up", n),
+		fmt.Sprintf("errors %d; p99 %v, max %v (quiet: p99 %v, max %v)", busy.Errors(), busy.P99(),
+			time.Duration(busy.MaxUS)*time.Microsecond, quiet.P99(), time.Duration(quiet.MaxUS)*time.Microsecond),
+		"never blocked", "see max latency")
+	return nil
+}
+
+// wrkQuiet runs wrk without recording a row (warm-up).
+func (r *runner) wrkQuiet(url string, d time.Duration) (harness.WrkResult, error) {
+	return harness.RunWrk(context.Background(), harness.WrkOptions{URL: url, Script: r.script("get.lua"),
+		Conns: 8, Duration: d, CPUs: *loadCPUs})
+}
+
+// probeWrite PUTs route vis-k (uri /vis/k) while a client polls /vis/k
+// back to back, and returns the time from sending the PUT to the first
+// 200 from the proxy, and the time the PUT took to be answered.
+func probeWrite(g *harness.Gateway, k int) (visible, answered time.Duration, err error) {
+	path := fmt.Sprintf("/vis/%d", k)
+	c := &fasthttp.HostClient{Addr: g.Proxy}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + g.Proxy + path)
+	// The route must not exist yet.
+	if err := c.Do(req, resp); err != nil || resp.StatusCode() != 404 {
+		return 0, 0, fmt.Errorf("probe %s before the write: status %d, %v", path, resp.StatusCode(), err)
+	}
+	start := time.Now()
+	putDone := make(chan error, 1)
+	var putTook time.Duration
+	go func() {
+		err := g.Put(fmt.Sprintf("routes/vis-%d", k), fmt.Sprintf(`{"uri":"%s","upstream_id":"web"}`, path))
+		putTook = time.Since(start)
+		putDone <- err
+	}()
+	deadline := start.Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Do(req, resp); err != nil {
+			return 0, 0, fmt.Errorf("probe %s: %w", path, err)
+		}
+		if resp.StatusCode() == 200 {
+			visible = time.Since(start)
+			break
+		}
+	}
+	if err := <-putDone; err != nil {
+		return 0, 0, err
+	}
+	if visible == 0 {
+		return 0, 0, fmt.Errorf("route %s not served 30 s after the write", path)
+	}
+	return visible, putTook, nil
+}
