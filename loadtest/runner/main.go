@@ -37,6 +37,7 @@ var (
 	rate        = flag.Int("rate", 1000, "k6 arrival rate, requests/s")
 	p99ms       = flag.Float64("p99-ms", 20, "k6 threshold on p99 latency, ms")
 	nroutes     = flag.Int("routes", 100000, "routes of the large configuration")
+	scaleRounds = flag.Int("scale-rounds", 3, "alternating runs of each gateway in the 1-route against many-routes comparison")
 	writesPerS  = flag.Int("writes", 100, "config writes per second during load")
 	streamBytes = flag.Int64("stream-bytes", 1<<30, "size of the streamed response")
 	only        = flag.String("only", "", "comma-separated parts to run: scripts,k6,churn,stream,routes,admin (default: all)")

@@ -51,7 +51,11 @@ func perTenK(a, b int64, routes int) string {
 
 // manyRoutes compares a gateway serving one route with one serving
 // -routes routes, both from a standalone file (the fast way to load
-// 100,000 routes: one file, one compile).
+// 100,000 routes: one file, one compile). Both run at once on the gateway
+// core and are measured in alternation, -scale-rounds times each; the
+// figures are medians, and CPU time per request (the gateway process's
+// user+system time over the runs / requests) is the steadier measure on a
+// noisy machine.
 func (r *runner) manyRoutes() error {
 	n := *nroutes
 	fmt.Printf("== 1 route against %d routes (standalone files) ==\n", n)
@@ -62,41 +66,65 @@ func (r *runner) manyRoutes() error {
 	if err := writeStandalone(large, r.nodes[:2], n); err != nil {
 		return err
 	}
-	type result struct {
+	type side struct {
+		name  string
+		g     *harness.Gateway
 		ready time.Duration
-		res   harness.WrkResult
+		rps   []float64
+		p50   []float64
+		p99   []float64
+		reqs  int64
+		cpu   time.Duration
 		mem   memory
 	}
-	measure := func(name, file string) (result, error) {
+	sides := []*side{{name: "1-route"}, {name: fmt.Sprintf("%dk-routes", n/1000)}}
+	for i, file := range []string{small, large} {
 		start := time.Now()
-		g, err := r.startGateway(name, file)
+		g, err := r.startGateway(sides[i].name, file)
 		if err != nil {
-			return result{}, err
+			return err
 		}
 		defer g.Stop()
-		ready := time.Since(start)
-		res, err := r.wrk(name+" GET /hello", "http://"+g.Proxy+"/hello", "get.lua")
-		if err != nil {
-			return result{}, err
-		}
-		if name != "1-route" {
-			if _, err := r.wrk(name+" GET "+middleURI(n), "http://"+g.Proxy+middleURI(n), "get.lua"); err != nil {
-				return result{}, err
+		sides[i].g, sides[i].ready = g, time.Since(start)
+	}
+	for round := 0; round < *scaleRounds; round++ {
+		for k := range sides {
+			s := sides[(round+k)%len(sides)]
+			before, err := harness.TreeCPU(s.g.Pid())
+			if err != nil {
+				return err
 			}
+			res, err := harness.RunWrk(context.Background(), harness.WrkOptions{URL: "http://" + s.g.Proxy + "/hello",
+				Script: r.script("get.lua"), Conns: *conns, Duration: *duration, CPUs: *loadCPUs})
+			if err != nil {
+				return err
+			}
+			after, err := harness.TreeCPU(s.g.Pid())
+			if err != nil {
+				return err
+			}
+			s.rps, s.p50, s.p99 = append(s.rps, res.RPS()), append(s.p50, float64(res.P50US)), append(s.p99, float64(res.P99US))
+			s.reqs += res.Requests
+			s.cpu += after - before
+			fmt.Printf("  round %d %-12s GET /hello %9.0f req/s  p99 %-9v errors %d\n", round+1, s.name, res.RPS(), res.P99(), res.Errors())
 		}
-		return result{ready, res, readMemory(g)}, nil
 	}
-	one, err := measure("1-route", small)
-	if err != nil {
+	if _, err := r.wrk(sides[1].name+" GET "+middleURI(n), "http://"+sides[1].g.Proxy+middleURI(n), "get.lua"); err != nil {
 		return err
 	}
-	many, err := measure(fmt.Sprintf("%dk-routes", n/1000), large)
-	if err != nil {
-		return err
+	for _, s := range sides {
+		s.mem = readMemory(s.g)
+		r.rows = append(r.rows, row{name: s.name + " GET /hello", tool: "wrk get.lua", rps: median(s.rps), p50: time.Duration(median(s.p50)) * time.Microsecond,
+			p99:  time.Duration(median(s.p99)) * time.Microsecond,
+			note: fmt.Sprintf("median of %d alternating runs; CPU %.2f µs/request", len(s.rps), cpuPerReq(s.cpu, s.reqs))})
 	}
-	ratio := many.res.RPS() / one.res.RPS()
+	one, many := sides[0], sides[1]
+	ratio := median(many.rps) / median(one.rps)
+	cpuRatio := cpuPerReq(many.cpu, many.reqs) / cpuPerReq(one.cpu, one.reqs)
 	r.figure(fmt.Sprintf("%d routes: throughput vs 1 route", n),
-		fmt.Sprintf("%.2f× (%.0f vs %.0f req/s; p99 %v vs %v)", ratio, many.res.RPS(), one.res.RPS(), many.res.P99(), one.res.P99()),
+		fmt.Sprintf("%.2f× (median %.0f vs %.0f req/s over %d alternating runs each; CPU per request %.2f×: %.2f vs %.2f µs)",
+			ratio, median(many.rps), median(one.rps), *scaleRounds, cpuRatio,
+			cpuPerReq(many.cpu, many.reqs), cpuPerReq(one.cpu, one.reqs)),
 		"≥ 0.9×", verdict(ratio >= 0.9))
 	r.figure(fmt.Sprintf("%d routes from a standalone file: start to ready", n),
 		fmt.Sprintf("%v (1 route: %v)", many.ready.Round(time.Millisecond), one.ready.Round(time.Millisecond)), "reported", "")
@@ -105,6 +133,25 @@ func (r *runner) manyRoutes() error {
 			perTenK(one.mem.rssKB, many.mem.rssKB, n), perTenK(one.mem.heapKB, many.mem.heapKB, n),
 			mib(one.mem.rssKB), mib(many.mem.rssKB), n, mib(many.mem.hwmKB)), "reported", "")
 	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func cpuPerReq(cpu time.Duration, requests int64) float64 {
+	if requests == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(requests)
 }
 
 // adminAtScale measures, on a gateway with the embedded store holding

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -192,28 +193,65 @@ func (w *writer) run(g *harness.Gateway, perSecond int, stop <-chan struct{}) {
 }
 
 // churn compares wrk's throughput on /hello with and without config
-// writes at -writes per second.
+// writes at -writes per second, in -scale-rounds alternating pairs of runs
+// (medians), with the gateway's CPU time per request in each mode.
 func (r *runner) churn(g *harness.Gateway) error {
 	url := "http://" + g.Proxy + "/hello"
-	quiet, err := r.wrk("GET /hello, quiet", url, "get.lua")
-	if err != nil {
-		return err
+	type mode struct {
+		name   string
+		rps    []float64
+		p50    []float64
+		p99    []float64
+		reqs   int64
+		errors int64
+		cpu    time.Duration
 	}
+	quiet := &mode{name: "GET /hello, quiet"}
+	busy := &mode{name: fmt.Sprintf("GET /hello, %d writes/s", *writesPerS)}
 	var w writer
-	stop := make(chan struct{})
-	go func() { w.run(g, *writesPerS, stop) }()
-	busy, err := r.wrk(fmt.Sprintf("GET /hello, %d writes/s", *writesPerS), url, "get.lua")
-	close(stop)
-	if err != nil {
-		return err
+	for round := 0; round < *scaleRounds; round++ {
+		for _, m := range []*mode{quiet, busy} {
+			var stop chan struct{}
+			if m == busy {
+				stop = make(chan struct{})
+				go w.run(g, *writesPerS, stop)
+			}
+			before, err := harness.TreeCPU(g.Pid())
+			if err != nil {
+				return err
+			}
+			res, err := harness.RunWrk(context.Background(), harness.WrkOptions{URL: url, Script: r.script("get.lua"),
+				Conns: *conns, Duration: *duration, CPUs: *loadCPUs})
+			after, _ := harness.TreeCPU(g.Pid())
+			if stop != nil {
+				close(stop)
+			}
+			if err != nil {
+				return err
+			}
+			m.rps, m.p50, m.p99 = append(m.rps, res.RPS()), append(m.p50, float64(res.P50US)), append(m.p99, float64(res.P99US))
+			m.reqs += res.Requests
+			m.errors += res.Errors()
+			m.cpu += after - before
+			fmt.Printf("  round %d %-26s %9.0f req/s  p99 %-9v errors %d\n", round+1, m.name, res.RPS(), res.P99(), res.Errors())
+		}
 	}
-	ratio := busy.RPS() / quiet.RPS()
-	r.rows[len(r.rows)-1].note = fmt.Sprintf("%d writes done, %d failed", w.done.Load(), w.failed.Load())
+	for _, m := range []*mode{quiet, busy} {
+		note := fmt.Sprintf("median of %d runs; CPU %.2f µs/request", len(m.rps), cpuPerReq(m.cpu, m.reqs))
+		if m == busy {
+			note += fmt.Sprintf("; %d writes done, %d failed", w.done.Load(), w.failed.Load())
+		}
+		r.rows = append(r.rows, row{name: m.name, tool: "wrk get.lua", rps: median(m.rps), p50: time.Duration(median(m.p50)) * time.Microsecond,
+			p99: time.Duration(median(m.p99)) * time.Microsecond, errors: m.errors, note: note})
+	}
+	ratio := median(busy.rps) / median(quiet.rps)
 	r.figure(fmt.Sprintf("%d config writes/s during load: failed requests", *writesPerS),
-		fmt.Sprintf("%d (of %d; %d writes done, %d failed)", busy.Errors(), busy.Requests, w.done.Load(), w.failed.Load()),
-		"0", verdict(busy.Errors() == 0 && w.failed.Load() == 0))
+		fmt.Sprintf("%d (of %d; %d writes done, %d failed)", busy.errors, busy.reqs, w.done.Load(), w.failed.Load()),
+		"0", verdict(busy.errors == 0 && w.failed.Load() == 0))
 	r.figure(fmt.Sprintf("%d config writes/s during load: throughput vs quiet", *writesPerS),
-		fmt.Sprintf("%.2f× (%.0f vs %.0f req/s)", ratio, busy.RPS(), quiet.RPS()), "≥ 0.9×", verdict(ratio >= 0.9))
+		fmt.Sprintf("%.2f× (median %.0f vs %.0f req/s; CPU per request %.2f vs %.2f µs, writes included)",
+			ratio, median(busy.rps), median(quiet.rps), cpuPerReq(busy.cpu, busy.reqs), cpuPerReq(quiet.cpu, quiet.reqs)),
+		"≥ 0.9×", verdict(ratio >= 0.9))
 	if e := w.firstErr.Load(); e != nil {
 		fmt.Println("  first write error:", e)
 	}
