@@ -254,6 +254,7 @@ type summary struct {
 	rounds             int
 	totalCPU           time.Duration
 	perRoundCPUPerReqs []float64
+	runs               []run
 }
 
 func median(v []float64) float64 {
@@ -271,7 +272,7 @@ func median(v []float64) float64 {
 func summarize(proxies []*proxy) []summary {
 	var out []summary
 	for _, p := range proxies {
-		s := summary{name: p.name, version: p.version, rounds: len(p.runs)}
+		s := summary{name: p.name, version: p.version, rounds: len(p.runs), runs: p.runs}
 		var rps, p50, p99, cpr []float64
 		for _, r := range p.runs {
 			rps = append(rps, r.res.RPS())
@@ -308,6 +309,10 @@ func version(argv ...string) string {
 	out, _ := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	line = strings.TrimPrefix(line, "nginx version: ")
+	line = strings.Replace(line, "HAProxy version ", "HAProxy ", 1)
+	if f := strings.Fields(line); len(f) > 2 && strings.HasPrefix(line, "HAProxy ") {
+		line = f[0] + " " + f[1] // drop the release date
+	}
 	if i := strings.Index(line, " - https"); i >= 0 {
 		line = line[:i]
 	}
