@@ -158,7 +158,11 @@ func (r *runner) wrk(name, url, script string, args ...string) (harness.WrkResul
 		return res, err
 	}
 	fmt.Printf("%9.0f req/s  p50 %-8v p99 %-8v errors %d\n", res.RPS(), res.P50(), res.P99(), res.Errors())
-	r.rows = append(r.rows, row{name: name, tool: "wrk " + script, rps: res.RPS(), p50: res.P50(), p99: res.P99(), errors: res.Errors()})
+	note := ""
+	if res.Errors() > 0 {
+		note = "errors: " + errDetail(res)
+	}
+	r.rows = append(r.rows, row{name: name, tool: "wrk " + script, rps: res.RPS(), p50: res.P50(), p99: res.P99(), errors: res.Errors(), note: note})
 	return res, nil
 }
 
