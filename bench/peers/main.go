@@ -17,7 +17,7 @@
 // It prints the tables, then rewrites the peers section of
 // docs/performance.md and the chart docs/peers.png.
 //
-//	taskset -c 1 bin/peers -rounds 5 -d 10s -c 64
+//	taskset -c 1 bin/peers -rounds 7 -d 12s -c 64
 package main
 
 import (
@@ -43,8 +43,8 @@ var (
 	gatewayBin = flag.String("gateway", "bin/gateway", "gateway binary")
 	originBin  = flag.String("origin", "bin/origin", "origin binary (loadtest/origin)")
 	wrkScript  = flag.String("script", "loadtest/wrk/get.lua", "wrk script (prints the summary line)")
-	rounds     = flag.Int("rounds", 5, "rounds; each runs every proxy once, in rotating order")
-	duration   = flag.Duration("d", 10*time.Second, "measured duration of each run")
+	rounds     = flag.Int("rounds", 7, "rounds; each runs every proxy once, in rotating order")
+	duration   = flag.Duration("d", 12*time.Second, "measured duration of each run")
 	warmup     = flag.Duration("warmup", 2*time.Second, "unmeasured wrk run before each measured one")
 	conns      = flag.Int("c", 64, "wrk connections")
 	bodySize   = flag.Int("size", 1024, "origin response body, bytes")

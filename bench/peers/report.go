@@ -186,7 +186,7 @@ func section(sums []summary, chart string) string {
 		fmt.Fprintf(&b, "![requests/s and CPU time per request of each proxy](%s)\n", chart)
 	}
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Reproduce: `make peers` (installs nginx-light, haproxy and wrk when missing; about 5 minutes;")
+	fmt.Fprintln(&b, "Reproduce: `make peers` (installs nginx-light, haproxy and wrk when missing; about 6 minutes;")
 	fmt.Fprintln(&b, "`make peers PEERS_FLAGS='-rounds 3 -d 20s -c 32'` for other settings).")
 	fmt.Fprint(&b, endMarker)
 	return b.String()
