@@ -4,7 +4,7 @@ BIN     := bin/gateway
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit e2e race fuzz lint bench clean
+.PHONY: all build run test unit e2e race fuzz lint bench loadtest peers clean
 
 all: build
 
@@ -55,8 +55,29 @@ fuzz:
 		done; \
 	done
 
+# Go benchmarks of the hot path only (no tests): router, pickers, header
+# rewrite (core, lb) and the full proxy path (bench). BENCHFLAGS adds
+# flags, e.g. BENCHFLAGS='-count 5 -benchtime 2s'.
+BENCHFLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./core/ ./lb/ ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./core/ ./lb/ ./bench/
+
+# Load tests (minutes; they need both cores to themselves, so `make test`
+# never runs them). They install what is missing: wrk, nginx-light and
+# haproxy with apt-get, k6 with go install.
+LOADTEST_FLAGS ?=
+loadtest: build
+	$(GO) build -o bin/origin ./loadtest/origin
+	$(GO) build -o bin/loadtest ./loadtest/runner
+	taskset -c 1 ./bin/loadtest $(LOADTEST_FLAGS)
+
+# The gateway, nginx and HAProxy side by side on core 0 (one worker each),
+# origins and wrk on core 1; writes docs/performance.md and docs/peers.png.
+PEERS_FLAGS ?=
+peers: build
+	$(GO) build -o bin/origin ./loadtest/origin
+	$(GO) build -o bin/peers ./bench/peers
+	taskset -c 1 ./bin/peers $(PEERS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -274,3 +274,15 @@ func TestHandlerAllocationsWithHealthChecks(t *testing.T) {
 		t.Fatalf("handler failing open allocates %.2f times per request, want 0", n)
 	}
 }
+
+// TestHeaderRewriteAllocations guards BenchmarkHeaderRewrite's 0 allocs/op.
+func TestHeaderRewriteAllocations(t *testing.T) {
+	tmpl := parseBenchRequest(t)
+	p, ctx := NewProxy(), newBenchCtx()
+	st := statePool.Get().(*reqState)
+	defer statePool.Put(st)
+	rewriteOnce(p, ctx, st, tmpl)
+	if n := testing.AllocsPerRun(1000, func() { rewriteOnce(p, ctx, st, tmpl) }); n != 0 {
+		t.Fatalf("header rewrite allocates %.2f times per request, want 0", n)
+	}
+}
