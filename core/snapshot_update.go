@@ -10,9 +10,10 @@ import "maps"
 // with the routes changed since the last full Compile, not with their
 // total, which keeps a write visible within milliseconds at 100,000 routes.
 //
-// Inline upstreams of the changed routes are built (or released) here, and
-// their node states and pools are counted as Compile counts them. Like
-// Compile, Update must not run concurrently with Compile or itself.
+// ids may name a route more than once. Inline upstreams of the changed
+// routes are built (or released) here, and their node states and pools are
+// counted as Compile counts them. Like Compile, Update must not run
+// concurrently with Compile or itself.
 func (rt *Runtime) Update(cfg *Config, prev *Snapshot, ids []string) *Snapshot {
 	rt.dynMu.Lock()
 	defer rt.dynMu.Unlock()
@@ -41,6 +42,12 @@ func (rt *Runtime) Update(cfg *Config, prev *Snapshot, ids []string) *Snapshot {
 	var gone []string
 	for _, id := range ids {
 		key := Key(KindRoutes, id)
+		if _, seen := changes[key]; seen {
+			// A route named twice is compiled once: a second pass would
+			// release its old inline upstream twice and count the new one
+			// twice.
+			continue
+		}
 		if old := prev.Routes.Entry(key); old != nil && prev.Balancers[key] != nil {
 			// The route had an inline upstream, kept under its key.
 			released = append(released, prev.Balancers[key])

@@ -37,7 +37,9 @@ func updateFixture(n int) *Config {
 // and checks, after each, that the snapshot answers and counts resources
 // exactly as a full Compile of the same config does.
 func TestUpdateMatchesFullCompile(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(42, seed))
 	cfg := updateFixture(600)
 	rt := NewRuntime()
 	defer rt.Close()
@@ -106,6 +108,31 @@ func TestUpdateMatchesFullCompile(t *testing.T) {
 			}
 		}
 		frt.Close()
+	}
+}
+
+// TestUpdateRepeatedID names one route twice in a change (a new inline
+// upstream replacing an old one): the old balancer is released once and
+// the new one counted once, as a full compile counts them.
+func TestUpdateRepeatedID(t *testing.T) {
+	cfg := updateFixture(2100)
+	rt := NewRuntime()
+	defer rt.Close()
+	snap := rt.Compile(cfg, nil)
+	c2 := *cfg
+	c2.Routes = maps.Clone(cfg.Routes)
+	// r2 has an inline upstream on 18102; move it to 18177.
+	c2.Routes["r2"] = &Route{ID: "r2", URIs: []string{"/api/2"}, Status: 1, Upstream: upstreamOf(18177)}
+	snap = rt.Update(&c2, snap, []string{"r2", "r2"})
+
+	frt := NewRuntime()
+	defer frt.Close()
+	frt.Compile(&c2, nil)
+	if !maps.Equal(rt.live.nodes, frt.live.nodes) || !maps.Equal(rt.live.pools, frt.live.pools) {
+		t.Fatalf("live references differ from a full compile:\nupdate %v\nfull   %v", rt.live.pools, frt.live.pools)
+	}
+	if b := snap.Balancers[Key(KindRoutes, "r2")]; b == nil || len(b.Nodes) != 1 || b.Nodes[0].Addr != "127.0.0.1:18177" {
+		t.Fatalf("r2 balancer after the update: %+v", b)
 	}
 }
 
