@@ -59,6 +59,9 @@ type Balancer struct {
 	health PassiveHealth
 	// allDownHint is set while every node is down (fail-open, see pick).
 	allDownHint atomic.Bool
+	// wantRTT is set when the picker uses latencies (ewma); other pickers
+	// are released without reading the clock.
+	wantRTT bool
 	// dyn is set on the root of a discovered upstream (see Live).
 	dyn *dynamic
 	// noNodes is the 503 body of a discovered upstream without nodes.
@@ -152,6 +155,7 @@ func buildBalancer(key string, u *Upstream, nodes []Node, rt *Runtime, used *use
 		panic("BUG: core: no picker registered for upstream type " + typ)
 	}
 	b.picker = buildPicker(u, b.Nodes, newPicker)
+	b.wantRTT = typ == "ewma"
 	if typ == "chash" {
 		b.hashKey = compileHashKey(u.HashOn, u.Key)
 	}
@@ -175,6 +179,15 @@ func buildPicker(u *Upstream, nodes []*lb.Node, newPicker NewPickerFunc) lb.Pick
 		return lb.NewPriority(nodes, func(group []*lb.Node) lb.Picker { return newPicker(u, group) })
 	}
 	return newPicker(u, nodes)
+}
+
+// since returns the time elapsed since start when the picker uses it, and
+// 0 otherwise (saving a clock read per try).
+func (b *Balancer) since(start time.Time) time.Duration {
+	if !b.wantRTT {
+		return 0
+	}
+	return time.Since(start)
 }
 
 // retryStatus reports whether an upstream status is in retry_on_statuses.

@@ -85,7 +85,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	}
 	st.hdr = appendUpstreamHeader(st.hdr[:0], h)
 
-	_ = c.SetWriteDeadline(now.Add(to.Send))
+	_ = c.SetWriteTimeout(now, to.Send)
 	_, err := c.BW.Write(st.hdr)
 	if err == nil && len(body.buffered) > 0 {
 		_, err = c.BW.Write(body.buffered)
@@ -115,7 +115,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		return outcome{status: statusFor(err), sent: true}, false
 	}
 
-	_ = c.SetReadDeadline(now.Add(to.Read))
+	_ = c.SetReadTimeout(now, to.Read)
 	resp := &ctx.Response
 	resp.Reset()
 	if err = readResponseHeader(&resp.Header, c.BR); err != nil {
@@ -137,7 +137,7 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 	failed := b.retryStatus(status)
 	if ctx.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		c.Release(!upstreamClose && c.BR.Buffered() == 0, now.UnixNano())
-		b.picker.Done(n, time.Since(now), failed)
+		b.picker.Done(n, b.since(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	cl := resp.Header.ContentLength()
@@ -149,15 +149,16 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 			resp.Reset()
 			return outcome{status: statusFor(err), sent: true}, false
 		}
-		end := time.Now()
-		c.Release(responseDone(c, cl, upstreamClose), end.UnixNano())
-		b.picker.Done(n, end.Sub(now), failed)
+		// The release time is the try's start: idle timeouts are seconds,
+		// a request microseconds, and a clock read is saved.
+		c.Release(responseDone(c, cl, upstreamClose), now.UnixNano())
+		b.picker.Done(n, b.since(now), failed)
 		return outcome{status: status, done: true, sent: true}, false
 	}
 	// A streamed body's pace is the client's: the picker gets the latency
 	// of the response header.
 	s := acquireBodyStream()
-	s.init(p, b, n, c, cl, upstreamClose, to.Read, time.Since(now), failed)
+	s.init(p, b, n, c, cl, upstreamClose, to.Read, b.since(now), failed)
 	s.client, s.sendTimeout = ctx.Conn(), p.lim().SendTimeout
 	if cl < 0 {
 		cl = -1
@@ -214,7 +215,7 @@ func copyRequestBody(c *pool.Conn, body *reqBody, sendTimeout time.Duration) err
 		}
 		nr, rerr := body.stream.Read(buf[:want])
 		if nr > 0 {
-			_ = c.SetWriteDeadline(time.Now().Add(sendTimeout))
+			_ = c.SetWriteTimeout(time.Now(), sendTimeout)
 			var werr error
 			if chunked {
 				werr = writeChunk(c, buf[:nr])

@@ -72,7 +72,7 @@ func (s *bodyStream) Read(p []byte) (int, error) {
 		return 0, s.err
 	}
 	now := time.Now()
-	_ = s.c.SetReadDeadline(now.Add(s.readTimeout))
+	_ = s.c.SetReadTimeout(now, s.readTimeout)
 	if s.client != nil && s.sendTimeout > 0 {
 		_ = s.client.SetWriteDeadline(now.Add(s.sendTimeout))
 	}

@@ -158,6 +158,9 @@ type Conn struct {
 	pool      *Pool
 	meter     *Meter
 	rec       errRecorder
+	// rdl and wdl are the read and write deadlines in force (UnixNano, 0
+	// for none), set through SetReadTimeout and SetWriteTimeout.
+	rdl, wdl  int64
 	raw       syscall.RawConn
 	peekFn    func(fd uintptr) bool
 	peekState int8
