@@ -24,6 +24,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // MaxBodySize is the largest admin request body accepted (APISIX: 1.5 MiB).
@@ -81,6 +82,8 @@ func (a *API) Handler() fasthttp.RequestHandler {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = false
 	r.GET("/metrics", a.metrics)
+	// Go's profiler, behind the admin key like the Admin API.
+	r.GET("/debug/pprof/{profile:*}", a.guard(pprofhandler.PprofHandler))
 	r.ANY("/apisix/admin", a.guard(a.root))
 	r.ANY("/apisix/admin/{path:*}", a.guard(a.apisix))
 	a.registerKong(r)
