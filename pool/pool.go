@@ -155,9 +155,9 @@ type Conn struct {
 	// Reused is true when the connection came from the idle pool.
 	Reused bool
 
-	pool      *Pool
-	meter     *Meter
-	rec       errRecorder
+	pool  *Pool
+	meter *Meter
+	rec   errRecorder
 	// rdl and wdl are the read and write deadlines in force (UnixNano, 0
 	// for none), set through SetReadTimeout and SetWriteTimeout.
 	rdl, wdl  int64
