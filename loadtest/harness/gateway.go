@@ -78,7 +78,7 @@ type Gateway struct {
 	Admin string // admin listener
 }
 
-// StartGateway starts a gateway on free loopback ports (HTTPS listener
+// StartGateway starts a gateway on free loopback ports (HTTPS and control listeners
 // off) and waits until its proxy listener accepts: the gateway opens it
 // only once its configuration is compiled.
 func StartGateway(o GatewayOptions) (*Gateway, error) {
@@ -89,7 +89,7 @@ func StartGateway(o GatewayOptions) (*Gateway, error) {
 		o.Ready = 2 * time.Minute
 	}
 	g := &Gateway{Proxy: FreeAddr(), Admin: FreeAddr()}
-	argv := []string{o.Bin, "-listen", g.Proxy, "-admin-listen", g.Admin, "-listen-tls", ""}
+	argv := []string{o.Bin, "-listen", g.Proxy, "-admin-listen", g.Admin, "-listen-tls", "", "-control-listen", ""}
 	if o.Standalone != "" {
 		argv = append(argv, "-standalone", o.Standalone)
 	} else {
