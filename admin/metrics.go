@@ -91,6 +91,8 @@ func (a *API) metrics(ctx *fasthttp.RequestCtx) {
 	metrics.WriteGaugeUint64(&w, "gateway_config_revision", uint64(max(snap.Config.Revision, 0)))
 	metrics.WriteGaugeUint64(&w, "gateway_config_routes", uint64(snap.Routes.Len()))
 	metrics.WriteCounterUint64(&w, "gateway_config_compiles_total", m.Compiles.Load())
+	metrics.WriteCounterUint64(&w, "gateway_config_updates_total", m.Updates.Load())
+	metrics.WriteCounterUint64(&w, "gateway_config_compactions_total", m.Compactions.Load())
 	metrics.WriteCounterUint64(&w, "gateway_config_invalid_values_total", m.InvalidValues.Load())
 	// 1 while the configuration store answers (always for the embedded
 	// store); 0 while etcd is unreachable and the last configuration is
