@@ -25,8 +25,11 @@ var (
 )
 
 // Watcher keeps a Memory store equal to a configuration file: it loads the
-// file, then polls it (content, every Interval, as APISIX re-reads its
-// standalone file every second) and applies each change atomically with
+// file, then polls it every Interval (as APISIX re-reads its standalone
+// file every second): a stat each time, and a read and hash of the content
+// only when the file's identity, size or modification time moved, or when
+// it was modified less than racyWindow before it was last read (so that a
+// same-size edit within one timestamp tick is not missed) and applies each change atomically with
 // Store.Replace. A file that does not load keeps the last good
 // configuration serving; the problems are logged with their positions and
 // counted in gateway_config_file_reloads_total{result="failure"}.
@@ -41,14 +44,46 @@ type Watcher struct {
 	// store revision (tests use it).
 	OnApplied func(rev int64)
 
-	lastSum [32]byte // content of the last file looked at
+	lastSum  [32]byte    // content of the last file looked at
+	lastInfo os.FileInfo // its stat, taken just before it was read
+	lastRead time.Time   // when that stat was taken
+}
+
+// racyWindow is how recent a modification must be, relative to the last
+// read, for the file to be read again even though its stat looks the same
+// (file systems with coarse timestamps may not move the modification time
+// for an edit that follows another closely).
+const racyWindow = 2 * time.Second
+
+// unchanged reports whether fi is the file last read, untouched since.
+func (w *Watcher) unchanged(fi os.FileInfo) bool {
+	l := w.lastInfo
+	return l != nil && os.SameFile(l, fi) && l.Size() == fi.Size() && l.ModTime().Equal(fi.ModTime()) &&
+		w.lastRead.Sub(fi.ModTime()) > racyWindow
+}
+
+// read stats and reads the file, remembering the stat.
+func (w *Watcher) read() ([]byte, error) {
+	now := time.Now()
+	fi, err := os.Stat(w.Path)
+	if err != nil {
+		w.lastInfo = nil
+		return nil, err
+	}
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		w.lastInfo = nil
+		return nil, err
+	}
+	w.lastInfo, w.lastRead = fi, now
+	return data, nil
 }
 
 // Load applies the file once. It returns an error (listing the problems)
 // when the file cannot be read or does not load; the store then keeps
 // what it held.
 func (w *Watcher) Load() (*Result, error) {
-	data, err := os.ReadFile(w.Path)
+	data, err := w.read()
 	if err != nil {
 		reloadsFailed.Inc()
 		lastReloadOK.Store(0)
@@ -102,7 +137,10 @@ func (w *Watcher) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		data, err := os.ReadFile(w.Path)
+		if fi, err := os.Stat(w.Path); err == nil && w.unchanged(fi) {
+			continue
+		}
+		data, err := w.read()
 		if err != nil {
 			// A file being replaced may be briefly absent: say it once.
 			if w.lastSum != ([32]byte{}) {

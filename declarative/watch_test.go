@@ -102,3 +102,69 @@ func TestWatcherReloadsAndKeepsLastGood(t *testing.T) {
 		t.Fatalf("after the fix: %s", got)
 	}
 }
+
+// TestWatcherStatSkipsUnchangedFile checks when the watcher reads the file
+// again: not while its stat is the one last read and old enough, but after
+// an edit of the same size (the modification time moves), a replacement
+// (another file), or while the last modification is too recent to trust
+// the timestamp.
+func TestWatcherStatSkipsUnchangedFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "apisix.yaml")
+	body := "routes:\n  - {id: a, uri: /a, upstream: {nodes: {\"127.0.0.1:1\": 1}}}\n#END\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(file, past, past); err != nil {
+		t.Fatal(err)
+	}
+	w := &Watcher{Path: file, Store: store.NewMemory()}
+	defer w.Store.Close()
+	if _, err := w.Load(); err != nil {
+		t.Fatal(err)
+	}
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	if !w.unchanged(stat()) {
+		t.Fatal("an untouched file, modified a minute before it was read, is read again")
+	}
+	// The same size, another modification time.
+	later := past.Add(time.Second)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if w.unchanged(stat()) {
+		t.Fatal("a file whose modification time moved is not read again")
+	}
+	// Another file of the same size and time in its place.
+	other := filepath.Join(dir, "new.yaml")
+	if err := os.WriteFile(other, []byte(strings.Replace(body, "/a", "/b", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(other, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, file); err != nil {
+		t.Fatal(err)
+	}
+	if w.unchanged(stat()) {
+		t.Fatal("a replaced file is not read again")
+	}
+	// A file modified just before it was read: its stat is not trusted.
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if w.unchanged(stat()) {
+		t.Fatal("a file modified within the racy window is trusted by its stat")
+	}
+}
