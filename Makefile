@@ -19,9 +19,13 @@ run: build
 # the real binary, and a short run of each fuzz target.
 test: lint unit e2e fuzz
 
+# staticcheck is fetched through the Go module proxy on first use.
+STATICCHECK_VERSION = v0.8.2
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # The race detector changes allocation counts, so the zero-allocation
 # guards (build tag !race) run in a second pass without it.

@@ -7,9 +7,3 @@ import "unsafe"
 func b2s(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
-
-// s2b converts a string to a byte slice without copying. The result must
-// never be written to.
-func s2b(s string) []byte {
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}

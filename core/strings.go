@@ -7,7 +7,6 @@ var (
 	strSlash = []byte("/")
 	strHTTPS = []byte("https")
 
-	strHost            = []byte("Host")
 	strXForwardedFor   = []byte("X-Forwarded-For")
 	strXRealIP         = []byte("X-Real-IP")
 	strXForwardedProto = []byte("X-Forwarded-Proto")
@@ -21,7 +20,6 @@ var (
 	strConnection           = []byte("Connection")
 	strKeepAlive            = []byte("Keep-Alive")
 	strProxyConnection      = []byte("Proxy-Connection")
-	strProxyAuthenticate    = []byte("Proxy-Authenticate")
 	strTE                   = []byte("TE")
 	strTrailer              = []byte("Trailer")
 	strTransferEncoding     = []byte("Transfer-Encoding")

@@ -408,12 +408,6 @@ func (d *doc) fail(p path, format string, args ...any) {
 	d.res.Problems = append(d.res.Problems, Problem{Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
 }
 
-// warn records a warning at p.
-func (d *doc) warn(p path, format string, args ...any) {
-	line, col := d.position(p)
-	d.res.Problems = append(d.res.Problems, Problem{Line: line, Column: col, Msg: fmt.Sprintf(format, args...), Warning: true})
-}
-
 // put adds a key-value to the result.
 func (d *doc) put(key string, value []byte) {
 	d.res.KVs = append(d.res.KVs, store.KV{Key: key, Value: value})

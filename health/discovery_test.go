@@ -14,10 +14,9 @@ import (
 
 // fakeRegistry is a discovery.Discoverer whose node sets the test sets.
 type fakeRegistry struct {
-	mu      sync.Mutex
-	state   discovery.State
-	notify  []func(discovery.State)
-	stopped int
+	mu     sync.Mutex
+	state  discovery.State
+	notify []func(discovery.State)
 }
 
 func (f *fakeRegistry) Watch(_ discovery.Query, notify func(discovery.State)) discovery.Watch {
