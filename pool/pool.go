@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -382,10 +383,18 @@ func (c *Conn) alive() bool {
 		return false
 	}
 	c.peekState = 0
-	if err := c.raw.Read(c.peekFn); err != nil {
-		return false
+	err := c.raw.Read(c.peekFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The last request's read deadline passed while the connection
+		// sat idle; that says nothing about the connection. Clear it (the
+		// next request sets its own) and look again.
+		c.rdl = 0
+		if c.Conn.SetReadDeadline(time.Time{}) != nil {
+			return false
+		}
+		err = c.raw.Read(c.peekFn)
 	}
-	return c.peekState == 0
+	return err == nil && c.peekState == 0
 }
 
 // peek runs on the raw socket: a non-blocking MSG_PEEK read.

@@ -340,3 +340,33 @@ func TestTLSHandshakeAndVerification(t *testing.T) {
 		t.Fatalf("wrong name: err %v", err)
 	}
 }
+
+// TestExpiredReadDeadlineKeepsIdleConnection: a connection whose last
+// request set a read deadline shorter than its idle time (an upstream with
+// timeout.read 1 s and the default 60 s idle_timeout) is still reused when
+// its deadline passed while it sat idle: the liveness peek must not take
+// the expired deadline for a dead connection.
+func TestExpiredReadDeadlineKeepsIdleConnection(t *testing.T) {
+	s := newServer(t, nil)
+	p := New(Options{Addr: s.addr(), IdleTimeout: time.Minute})
+	defer p.Close()
+	now := time.Now()
+	c := mustAcquire(t, p, nil, now.UnixNano(), 0)
+	if err := c.SetReadTimeout(now, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.Release(true, now.UnixNano())
+	time.Sleep(50 * time.Millisecond) // the deadline passes while idle
+	c2 := mustAcquire(t, p, nil, time.Now().UnixNano(), Check)
+	if c2 != c {
+		t.Fatal("an open idle connection was discarded because its read deadline had passed")
+	}
+	// The deadline in force is cleared: the next timeout is set afresh.
+	if err := c2.SetReadTimeout(time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c2.Release(true, time.Now().UnixNano())
+	if st := p.Stats(); st.Opened != 1 {
+		t.Fatalf("stats %+v, want one connection opened", st)
+	}
+}
