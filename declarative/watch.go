@@ -25,14 +25,15 @@ var (
 )
 
 // Watcher keeps a Memory store equal to a configuration file: it loads the
-// file, then polls it every Interval (as APISIX re-reads its standalone
-// file every second): a stat each time, and a read and hash of the content
-// only when the file's identity, size or modification time moved, or when
-// it was modified less than racyWindow before it was last read (so that a
-// same-size edit within one timestamp tick is not missed) and applies each change atomically with
-// Store.Replace. A file that does not load keeps the last good
-// configuration serving; the problems are logged with their positions and
-// counted in gateway_config_file_reloads_total{result="failure"}.
+// file, then polls it every Interval, as APISIX re-reads its standalone
+// file every second. Each poll is a stat; the file is read and hashed only
+// when its identity, size or modification time moved, or when it was
+// modified less than racyWindow before it was last read (so that a
+// same-size edit within one timestamp tick is not missed). Each change is
+// applied atomically with Store.Replace. A file that does not load keeps
+// the last good configuration serving; the problems are logged with their
+// positions and counted in gateway_config_file_reloads_total{result="failure"}.
+// Load and Run must not be called concurrently.
 type Watcher struct {
 	Path  string
 	Store *store.Memory
