@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/internal/testport"
 )
 
 // binary is the gateway built once for the whole test run.
@@ -60,16 +62,9 @@ type gateway struct {
 	exitCode atomic.Int32
 }
 
-// freePort returns a port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a port that was free a moment ago, below the
+// ephemeral range (see testport).
+func freePort(t testing.TB) int { return testport.Free(t) }
 
 // startGateway starts the binary on free ports with a fresh data dir (or
 // the given one) and waits until both listeners answer.

@@ -6,7 +6,6 @@ package dnsmasq
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeway/gateway/internal/testport"
 	"github.com/miekg/dns"
 )
 
@@ -175,22 +175,7 @@ func (s *Server) SetHosts(content string) {
 }
 
 // freePort returns a loopback port that was free for both UDP and TCP a
-// moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port for dnsmasq")
-	return 0
-}
+// moment ago, below the ephemeral range: while a test has the server
+// stopped, the gateway's queries to it use ephemeral source ports, which
+// must not take the server's port before it restarts.
+func freePort(t testing.TB) int { return testport.FreeUDPAndTCP(t) }

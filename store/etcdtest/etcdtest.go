@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/internal/testport"
 )
 
 // Server is one etcd process. Its methods must be called from the test's
@@ -81,6 +82,35 @@ func StartCluster(t testing.TB, n int) []*Server {
 	if missing != "" {
 		t.Skip(missing)
 	}
+	// Another process may bind a chosen port first (see testport.Free): then
+	// the cluster is started again on new ports.
+	for attempt := 1; ; attempt++ {
+		members := startMembers(t, n, etcd, etcdctl)
+		var err error
+		for _, s := range members {
+			if err = s.waitReady(); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			for _, s := range members {
+				t.Cleanup(s.Stop)
+			}
+			return members
+		}
+		for _, s := range members {
+			s.Stop()
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("etcdtest: a port was taken before etcd bound it; starting again on new ports (%v)", err)
+	}
+}
+
+// startMembers spawns n members of a new cluster on fresh ports.
+func startMembers(t testing.TB, n int, etcd, etcdctl string) []*Server {
+	t.Helper()
 	members := make([]*Server, n)
 	peers := make([]string, n)
 	var initial []string
@@ -111,10 +141,6 @@ func StartCluster(t testing.TB, n int) []*Server {
 		// Members find each other only once all run: start them all
 		// before waiting for any.
 		s.spawn()
-		t.Cleanup(s.Stop)
-	}
-	for _, s := range members {
-		s.waitHealthy()
 	}
 	return members
 }
@@ -140,6 +166,14 @@ func (s *Server) spawn() {
 
 func (s *Server) waitHealthy() {
 	s.t.Helper()
+	if err := s.waitReady(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// waitReady waits until etcd serves requests, and returns an error with
+// its log when it exits first or takes more than 20 s.
+func (s *Server) waitReady() error {
 	s.mu.Lock()
 	exited := s.exited
 	s.mu.Unlock()
@@ -147,15 +181,15 @@ func (s *Server) waitHealthy() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			s.t.Fatalf("etcd exited early:\n%s", s.Log())
+			return fmt.Errorf("etcd exited early:\n%s", s.Log())
 		default:
 		}
 		if s.healthy() {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("etcd did not become healthy within 20s:\n%s", s.Log())
+	return fmt.Errorf("etcd did not become healthy within 20s:\n%s", s.Log())
 }
 
 // healthy asks etcd's /health endpoint (true once it has a leader).
@@ -242,12 +276,4 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testport.Free(t) }
