@@ -71,45 +71,62 @@ func (rr *RoundRobin) Pick(r *Request) *Node {
 // Done releases a pick.
 func (rr *RoundRobin) Done(n *Node, _ time.Duration, _ bool) { release(n) }
 
-// smoothSequence computes one cycle of nginx's smooth weighted round robin.
+// smoothSequence computes one cycle of nginx's smooth weighted round robin
+// over the nodes' weights.
 func smoothSequence(nodes []*Node) []uint32 {
 	weights := make([]int, len(nodes))
-	g, total := 0, 0
 	for i, n := range nodes {
-		if n.Weight > 0 {
-			weights[i] = n.Weight
-			g = gcd(g, n.Weight)
+		weights[i] = n.Weight
+	}
+	return SmoothSchedule(weights, maxSequence)
+}
+
+// SmoothSchedule returns one cycle of nginx's smooth weighted round robin
+// over weights: the index of the weight served at each turn, interleaved
+// (5:1:1 gives 0 0 1 0 2 0 0) and with exact
+// proportions. The weights are first divided by their GCD and, when their
+// sum is still above limit, scaled down proportionally, keeping every
+// positive weight at least 1. A weight ≤ 0 never appears; SmoothSchedule
+// returns nil when no weight is positive. It is computed once per compiled
+// configuration, never on the request path.
+func SmoothSchedule(weights []int, limit int) []uint32 {
+	w := make([]int, len(weights))
+	g, total := 0, 0
+	for i, x := range weights {
+		if x > 0 {
+			w[i] = x
+			g = gcd(g, x)
 		}
 	}
 	if g == 0 {
 		return nil
 	}
-	for i := range weights {
-		weights[i] /= g
-		total += weights[i]
+	for i := range w {
+		w[i] /= g
+		total += w[i]
 	}
-	if total > maxSequence {
+	if total > limit {
 		sum := int64(total)
 		total = 0
-		for i, w := range weights {
-			if w > 0 {
-				weights[i] = max(1, int(int64(w)*maxSequence/sum))
+		for i, x := range w {
+			if x > 0 {
+				w[i] = max(1, int(int64(x)*int64(limit)/sum))
 			}
-			total += weights[i]
+			total += w[i]
 		}
 	}
 	seq := make([]uint32, 0, total)
-	if total*len(nodes) <= 1<<24 {
-		// nginx's algorithm: every step adds each weight to its node's
-		// current weight, picks the largest and subtracts the total.
-		current := make([]int, len(nodes))
+	if total*len(w) <= 1<<24 {
+		// nginx's algorithm: every step adds each weight to its current
+		// weight, picks the largest and subtracts the total.
+		current := make([]int, len(w))
 		for len(seq) < total {
 			best := -1
-			for i, w := range weights {
-				if w == 0 {
+			for i, x := range w {
+				if x == 0 {
 					continue
 				}
-				current[i] += w
+				current[i] += x
 				if best < 0 || current[i] > current[best] {
 					best = i
 				}
@@ -121,10 +138,10 @@ func smoothSequence(nodes []*Node) []uint32 {
 	}
 	// Large upstreams: earliest-deadline-first with mid-interval start
 	// times. Same proportions, also interleaved, O(total·log n) to build.
-	h := make(edfHeap, 0, len(nodes))
-	for i, w := range weights {
-		if w > 0 {
-			h = append(h, edfItem{deadline: 0.5 / float64(w), step: 1 / float64(w), idx: uint32(i)})
+	h := make(edfHeap, 0, len(w))
+	for i, x := range w {
+		if x > 0 {
+			h = append(h, edfItem{deadline: 0.5 / float64(x), step: 1 / float64(x), idx: uint32(i)})
 		}
 	}
 	h.init()

@@ -74,3 +74,26 @@ func TestRoundRobinIgnoreDown(t *testing.T) {
 		t.Fatal("Reset keeps IgnoreDown")
 	}
 }
+
+// TestSmoothSchedule checks the schedule shared by the roundrobin picker
+// and the route split: nginx's interleaved order, the GCD reduction, the
+// scaling above the limit, and nil without a positive weight.
+func TestSmoothSchedule(t *testing.T) {
+	if got := fmt.Sprint(SmoothSchedule([]int{5, 1, 1}, 100)); got != "[0 0 1 0 2 0 0]" {
+		t.Fatalf("5:1:1 gives %s, want nginx's [0 0 1 0 2 0 0]", got)
+	}
+	if got := fmt.Sprint(SmoothSchedule([]int{10, 0, 10}, 100)); got != "[0 2]" {
+		t.Fatalf("10:0:10 gives %s, want [0 2]", got)
+	}
+	seq := SmoothSchedule([]int{3000, 1000, 1}, 400)
+	counts := map[uint32]int{}
+	for _, i := range seq {
+		counts[i]++
+	}
+	if counts[0] != 299 || counts[1] != 99 || counts[2] != 1 {
+		t.Fatalf("3000:1000:1 scaled to 400: counts %v, want 299 99 1", counts)
+	}
+	if SmoothSchedule([]int{0, -1}, 100) != nil || SmoothSchedule(nil, 100) != nil {
+		t.Fatal("a schedule without a positive weight is not nil")
+	}
+}
