@@ -228,34 +228,21 @@ func checkUpstreamHashing(o map[string]any, errs map[string]any) {
 		entityErr(errs, "failed conditional validation given value of field '"+ifField+"'")
 		errs[thenField] = msg
 	}
-	need := func(mode, ifField, thenField string) {
-		if mode != "" && o[thenField] == nil {
-			cond(ifField, thenField, "required field missing")
+	// The field each hash mode needs, in the order of Kong's entity checks
+	// (the order of its error messages).
+	for _, c := range [...]struct{ ifField, mode, thenField string }{
+		{"hash_on", "header", "hash_on_header"},
+		{"hash_fallback", "header", "hash_fallback_header"},
+		{"hash_on", "cookie", "hash_on_cookie"},
+		{"hash_fallback", "cookie", "hash_on_cookie"},
+		{"hash_on", "query_arg", "hash_on_query_arg"},
+		{"hash_fallback", "query_arg", "hash_fallback_query_arg"},
+		{"hash_on", "uri_capture", "hash_on_uri_capture"},
+		{"hash_fallback", "uri_capture", "hash_fallback_uri_capture"},
+	} {
+		if mode, _ := o[c.ifField].(string); mode == c.mode && o[c.thenField] == nil {
+			cond(c.ifField, c.thenField, "required field missing")
 		}
-	}
-	if on == "header" {
-		need(on, "hash_on", "hash_on_header")
-	}
-	if fb == "header" {
-		need(fb, "hash_fallback", "hash_fallback_header")
-	}
-	if on == "cookie" {
-		need(on, "hash_on", "hash_on_cookie")
-	}
-	if fb == "cookie" {
-		need(fb, "hash_fallback", "hash_on_cookie")
-	}
-	if on == "query_arg" {
-		need(on, "hash_on", "hash_on_query_arg")
-	}
-	if fb == "query_arg" {
-		need(fb, "hash_fallback", "hash_fallback_query_arg")
-	}
-	if on == "uri_capture" {
-		need(on, "hash_on", "hash_on_uri_capture")
-	}
-	if fb == "uri_capture" {
-		need(fb, "hash_fallback", "hash_fallback_uri_capture")
 	}
 	allowed := map[string][]string{
 		"none":     {"none"},
