@@ -24,8 +24,9 @@ type Memory struct {
 	ids      int64
 	hist     []Event // the last memHistory events or so, in revision order
 	base     int64   // every change after this revision is in hist
-	watchers map[*memWatcher]struct{}
+	watchers map[*watcher]struct{}
 	closed   bool
+	quit     chan struct{} // closed by Close: the watchers end
 }
 
 // memHistory is how many events a Memory keeps for watch replay.
@@ -34,7 +35,7 @@ const memHistory = 4096
 // NewMemory returns an empty in-memory store at revision 1 (the revision
 // of an empty configuration, as a fresh bolt store).
 func NewMemory() *Memory {
-	return &Memory{data: map[string]KV{}, rev: 1, base: 1, watchers: map[*memWatcher]struct{}{}}
+	return &Memory{data: map[string]KV{}, rev: 1, base: 1, watchers: map[*watcher]struct{}{}, quit: make(chan struct{})}
 }
 
 // Replace makes kvs (keys with values) the whole content of the store in
@@ -203,9 +204,7 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
-	for w := range m.watchers {
-		w.stop()
-	}
+	close(m.quit)
 	m.watchers = nil
 	return nil
 }
@@ -240,74 +239,17 @@ func (m *Memory) Watch(ctx context.Context, afterRev int64) <-chan WatchResponse
 	if afterRev < m.base {
 		return single(WatchResponse{Compacted: true, Revision: m.rev})
 	}
-	w := &memWatcher{after: afterRev, wake: make(chan struct{}, 1), out: make(chan WatchResponse), done: make(chan struct{})}
+	w := newWatcher(ctx, afterRev)
 	w.push(m.hist)
 	m.watchers[w] = struct{}{}
-	go w.run(ctx, m)
+	go w.run(m.quit, func() { m.removeWatcher(w) })
 	return w.out
 }
 
-// memWatcher is one Watch call: an unbounded queue drained into out.
-type memWatcher struct {
-	after int64
-	wake  chan struct{}
-	out   chan WatchResponse
-	done  chan struct{}
-	once  sync.Once
-
-	qmu   sync.Mutex
-	queue []Event
-}
-
-func (w *memWatcher) push(events []Event) {
-	w.qmu.Lock()
-	for _, ev := range events {
-		if ev.Revision > w.after {
-			w.queue = append(w.queue, ev)
-		}
-	}
-	w.qmu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *memWatcher) stop() { w.once.Do(func() { close(w.done) }) }
-
-func (w *memWatcher) run(ctx context.Context, m *Memory) {
-	defer close(w.out)
-	defer func() {
-		m.mu.Lock()
-		if m.watchers != nil {
-			delete(m.watchers, w)
-		}
-		m.mu.Unlock()
-	}()
-	for {
-		w.qmu.Lock()
-		q := w.queue
-		w.queue = nil
-		w.qmu.Unlock()
-		if len(q) > 0 {
-			resp := WatchResponse{Events: q, Revision: q[len(q)-1].Revision}
-			select {
-			case w.out <- resp:
-			case <-ctx.Done():
-				return
-			case <-w.done:
-				return
-			}
-			continue
-		}
-		select {
-		case <-w.wake:
-		case <-ctx.Done():
-			return
-		case <-w.done:
-			return
-		}
-	}
+func (m *Memory) removeWatcher(w *watcher) {
+	m.mu.Lock()
+	delete(m.watchers, w) // nil after Close: a no-op
+	m.mu.Unlock()
 }
 
 var _ Store = (*Memory)(nil)

@@ -28,12 +28,7 @@ func (b *Bolt) Watch(ctx context.Context, afterRev int64) <-chan WatchResponse {
 	if afterRev < 0 {
 		return single(WatchResponse{Err: fmt.Errorf("store: cannot watch: invalid revision %d", afterRev)})
 	}
-	w := &watcher{
-		ctx:   ctx,
-		after: afterRev,
-		wake:  make(chan struct{}, 1),
-		out:   make(chan WatchResponse),
-	}
+	w := newWatcher(ctx, afterRev)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -52,7 +47,10 @@ func (b *Bolt) Watch(ctx context.Context, afterRev int64) <-chan WatchResponse {
 	b.wg.Add(1) // before Close's Wait: Close sets closed under b.mu first
 	b.mu.Unlock()
 
-	go w.run(b)
+	go func() {
+		defer b.wg.Done()
+		w.run(b.quit, func() { b.removeWatcher(w) })
+	}()
 	return w.out
 }
 
@@ -83,8 +81,8 @@ func (b *Bolt) removeWatcher(w *watcher) {
 	b.mu.Unlock()
 }
 
-// watcher is one Watch call: an unbounded queue drained by its own
-// goroutine into out.
+// watcher is one Watch call, on either store: an unbounded queue drained
+// by its own goroutine into out.
 type watcher struct {
 	ctx   context.Context
 	after int64 // only events with a greater revision are queued
@@ -93,6 +91,10 @@ type watcher struct {
 
 	mu    sync.Mutex
 	queue []Event
+}
+
+func newWatcher(ctx context.Context, after int64) *watcher {
+	return &watcher{ctx: ctx, after: after, wake: make(chan struct{}, 1), out: make(chan WatchResponse)}
 }
 
 // push queues the events newer than w.after. It never blocks.
@@ -119,10 +121,12 @@ func (w *watcher) take() []Event {
 	return q
 }
 
-func (w *watcher) run(b *Bolt) {
-	defer b.wg.Done()
+// run sends the queued events, a response per batch, until the watch's
+// context is done or quit (the store's) is closed; it then calls remove
+// and closes out.
+func (w *watcher) run(quit <-chan struct{}, remove func()) {
 	defer close(w.out)
-	defer b.removeWatcher(w)
+	defer remove()
 	for {
 		evs := w.take()
 		if len(evs) == 0 {
@@ -131,7 +135,7 @@ func (w *watcher) run(b *Bolt) {
 				continue
 			case <-w.ctx.Done():
 				return
-			case <-b.quit:
+			case <-quit:
 				return
 			}
 		}
@@ -140,7 +144,7 @@ func (w *watcher) run(b *Bolt) {
 		case w.out <- resp:
 		case <-w.ctx.Done():
 			return
-		case <-b.quit:
+		case <-quit:
 			return
 		}
 	}
