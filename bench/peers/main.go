@@ -231,15 +231,8 @@ func measure(p *proxy, round int) error {
 	r := run{round: round, res: res, cpu: after - before}
 	p.runs = append(p.runs, r)
 	fmt.Printf("round %d  %-8s %9.0f req/s  p50 %-9v p99 %-9v errors %-4d CPU %6.2f µs/request\n",
-		round+1, p.name, res.RPS(), res.P50(), res.P99(), res.Errors(), cpuPerReq(r.cpu, res.Requests))
+		round+1, p.name, res.RPS(), res.P50(), res.P99(), res.Errors(), harness.CPUPerRequest(r.cpu, res.Requests))
 	return nil
-}
-
-func cpuPerReq(cpu time.Duration, requests int64) float64 {
-	if requests == 0 {
-		return 0
-	}
-	return float64(cpu.Microseconds()) / float64(requests)
 }
 
 // summary is one proxy's figures over all rounds.
@@ -257,18 +250,6 @@ type summary struct {
 	runs               []run
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func summarize(proxies []*proxy) []summary {
 	var out []summary
 	for _, p := range proxies {
@@ -278,16 +259,16 @@ func summarize(proxies []*proxy) []summary {
 			rps = append(rps, r.res.RPS())
 			p50 = append(p50, float64(r.res.P50US))
 			p99 = append(p99, float64(r.res.P99US))
-			c := cpuPerReq(r.cpu, r.res.Requests)
+			c := harness.CPUPerRequest(r.cpu, r.res.Requests)
 			cpr = append(cpr, c)
 			s.errors += r.res.Errors()
 			s.requests += r.res.Requests
 			s.totalCPU += r.cpu
 		}
-		s.rps = median(rps)
-		s.p50 = time.Duration(median(p50)) * time.Microsecond
-		s.p99 = time.Duration(median(p99)) * time.Microsecond
-		s.cpuPerReq = cpuPerReq(s.totalCPU, s.requests)
+		s.rps = harness.Median(rps)
+		s.p50 = time.Duration(harness.Median(p50)) * time.Microsecond
+		s.p99 = time.Duration(harness.Median(p99)) * time.Microsecond
+		s.cpuPerReq = harness.CPUPerRequest(s.totalCPU, s.requests)
 		s.cpuMin, s.cpuMax = slices.Min(cpr), slices.Max(cpr)
 		s.rpsMin, s.rpsMax = slices.Min(rps), slices.Max(rps)
 		s.perRoundCPUPerReqs = cpr

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/edgeway/gateway/loadtest/harness"
 )
 
 // The peers section of docs/performance.md lies between these markers;
@@ -177,7 +179,7 @@ func section(sums []summary, chart string) string {
 	for _, s := range sums {
 		fmt.Fprintf(&b, "| %s |", s.name)
 		for _, r := range s.runs {
-			fmt.Fprintf(&b, " %.0f, %.2f |", r.res.RPS(), cpuPerReq(r.cpu, r.res.Requests))
+			fmt.Fprintf(&b, " %.0f, %.2f |", r.res.RPS(), harness.CPUPerRequest(r.cpu, r.res.Requests))
 		}
 		fmt.Fprintln(&b)
 	}

@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -44,5 +45,24 @@ func TestParseWrkSummary(t *testing.T) {
 	}
 	if _, err := ParseWrkSummary([]byte("Requests/sec: 1\n")); err == nil {
 		t.Fatal("a run without the summary line was accepted")
+	}
+}
+
+func TestMedianAndCPUPerRequest(t *testing.T) {
+	in := []float64{5, 1, 3, 2}
+	if got := Median(in); got != 2.5 {
+		t.Fatalf("Median(5 1 3 2) = %v, want 2.5", got)
+	}
+	if in[0] != 5 {
+		t.Fatal("Median sorted its argument")
+	}
+	if got := Median([]float64{7, 1, 4}); got != 4 {
+		t.Fatalf("Median(7 1 4) = %v, want 4", got)
+	}
+	if Median(nil) != 0 || CPUPerRequest(time.Second, 0) != 0 {
+		t.Fatal("empty input is not 0")
+	}
+	if got := CPUPerRequest(2*time.Second, 100000); got != 20 {
+		t.Fatalf("2 s over 100,000 requests = %v µs, want 20", got)
 	}
 }

@@ -120,17 +120,17 @@ func (r *runner) manyRoutes() error {
 	}
 	for _, s := range sides {
 		s.mem = readMemory(s.g)
-		r.rows = append(r.rows, row{name: s.name + " GET /hello", tool: "wrk get.lua", rps: median(s.rps), p50: time.Duration(median(s.p50)) * time.Microsecond,
-			p99:  time.Duration(median(s.p99)) * time.Microsecond,
-			note: fmt.Sprintf("median of %d alternating runs; CPU %.2f µs/request", len(s.rps), cpuPerReq(s.cpu, s.reqs))})
+		r.rows = append(r.rows, row{name: s.name + " GET /hello", tool: "wrk get.lua", rps: harness.Median(s.rps), p50: time.Duration(harness.Median(s.p50)) * time.Microsecond,
+			p99:  time.Duration(harness.Median(s.p99)) * time.Microsecond,
+			note: fmt.Sprintf("median of %d alternating runs; CPU %.2f µs/request", len(s.rps), harness.CPUPerRequest(s.cpu, s.reqs))})
 	}
 	one, many := sides[0], sides[1]
-	ratio := median(many.rps) / median(one.rps)
-	cpuRatio := cpuPerReq(many.cpu, many.reqs) / cpuPerReq(one.cpu, one.reqs)
+	ratio := harness.Median(many.rps) / harness.Median(one.rps)
+	cpuRatio := harness.CPUPerRequest(many.cpu, many.reqs) / harness.CPUPerRequest(one.cpu, one.reqs)
 	r.figure(fmt.Sprintf("%d routes: throughput vs 1 route", n),
 		fmt.Sprintf("%.2f× (median %.0f vs %.0f req/s over %d alternating runs each; CPU per request %.2f×: %.2f vs %.2f µs)",
-			ratio, median(many.rps), median(one.rps), *scaleRounds, cpuRatio,
-			cpuPerReq(many.cpu, many.reqs), cpuPerReq(one.cpu, one.reqs)),
+			ratio, harness.Median(many.rps), harness.Median(one.rps), *scaleRounds, cpuRatio,
+			harness.CPUPerRequest(many.cpu, many.reqs), harness.CPUPerRequest(one.cpu, one.reqs)),
 		"≥ 0.9×", verdict(ratio >= 0.9))
 	r.figure(fmt.Sprintf("%d routes from a standalone file: start to ready", n),
 		fmt.Sprintf("%v (1 route: %v)", many.ready.Round(time.Millisecond), one.ready.Round(time.Millisecond)), "reported", "")
@@ -139,25 +139,6 @@ func (r *runner) manyRoutes() error {
 			perTenK(one.mem.rssKB, many.mem.rssKB, n), perTenK(one.mem.heapKB, many.mem.heapKB, n),
 			mib(one.mem.rssKB), mib(many.mem.rssKB), n, mib(many.mem.hwmKB)), "reported", "")
 	return nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func cpuPerReq(cpu time.Duration, requests int64) float64 {
-	if requests == 0 {
-		return 0
-	}
-	return float64(cpu.Microseconds()) / float64(requests)
 }
 
 // adminAtScale measures, on a gateway with the embedded store holding

@@ -246,24 +246,24 @@ func (r *runner) churn(g *harness.Gateway) error {
 		}
 	}
 	for _, m := range []*mode{quiet, busy} {
-		note := fmt.Sprintf("median of %d runs; CPU %.2f µs/request", len(m.rps), cpuPerReq(m.cpu, m.reqs))
+		note := fmt.Sprintf("median of %d runs; CPU %.2f µs/request", len(m.rps), harness.CPUPerRequest(m.cpu, m.reqs))
 		if m == busy {
 			note += fmt.Sprintf("; %d writes done, %d failed, %d not sent (64 outstanding)", w.done.Load(), w.failed.Load(), w.skipped.Load())
 		}
 		if m.errors > 0 {
 			note += "; errors: " + errDetail(m.errs)
 		}
-		r.rows = append(r.rows, row{name: m.name, tool: "wrk get.lua", rps: median(m.rps), p50: time.Duration(median(m.p50)) * time.Microsecond,
-			p99: time.Duration(median(m.p99)) * time.Microsecond, errors: m.errors, note: note})
+		r.rows = append(r.rows, row{name: m.name, tool: "wrk get.lua", rps: harness.Median(m.rps), p50: time.Duration(harness.Median(m.p50)) * time.Microsecond,
+			p99: time.Duration(harness.Median(m.p99)) * time.Microsecond, errors: m.errors, note: note})
 	}
-	ratio := median(busy.rps) / median(quiet.rps)
+	ratio := harness.Median(busy.rps) / harness.Median(quiet.rps)
 	r.figure(fmt.Sprintf("%d config writes/s during load: failed requests", *writesPerS),
 		fmt.Sprintf("%d (of %d: %s; %d writes done, %d failed, %d not sent as 64 were outstanding)", busy.errors, busy.reqs,
 			errDetail(busy.errs), w.done.Load(), w.failed.Load(), w.skipped.Load()),
 		"0", verdict(busy.errors == 0 && w.failed.Load() == 0))
 	r.figure(fmt.Sprintf("%d config writes/s during load: throughput vs quiet", *writesPerS),
 		fmt.Sprintf("%.2f× (median %.0f vs %.0f req/s; CPU per request %.2f vs %.2f µs, writes included)",
-			ratio, median(busy.rps), median(quiet.rps), cpuPerReq(busy.cpu, busy.reqs), cpuPerReq(quiet.cpu, quiet.reqs)),
+			ratio, harness.Median(busy.rps), harness.Median(quiet.rps), harness.CPUPerRequest(busy.cpu, busy.reqs), harness.CPUPerRequest(quiet.cpu, quiet.reqs)),
 		"≥ 0.9×", verdict(ratio >= 0.9))
 	if e := w.firstErr.Load(); e != nil {
 		fmt.Println("  first write error:", e)
