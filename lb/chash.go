@@ -49,32 +49,13 @@ type CHash struct {
 func NewCHash(nodes []*Node) *CHash {
 	c := &CHash{nodes: slices.Clone(nodes)}
 	slices.SortStableFunc(c.nodes, func(a, b *Node) int { return cmp.Compare(a.Addr, b.Addr) })
-	g := 0
-	for _, n := range c.nodes {
-		if n.Weight > 0 {
-			g = gcd(g, n.Weight)
-		}
-	}
-	if g == 0 {
-		return c
-	}
-	points := make([]int, len(c.nodes))
-	total := 0
+	weights := make([]int, len(c.nodes))
 	for i, n := range c.nodes {
-		if n.Weight > 0 {
-			points[i] = n.Weight / g * pointsPerWeight
-			total += points[i]
-		}
+		weights[i] = n.Weight
 	}
-	if total > maxPoints {
-		sum := int64(total)
-		total = 0
-		for i, p := range points {
-			if p > 0 {
-				points[i] = max(1, int(int64(p)*maxPoints/sum))
-			}
-			total += points[i]
-		}
+	points, total := reduceWeights(weights, pointsPerWeight, maxPoints)
+	if total == 0 {
+		return c
 	}
 	type point struct {
 		hash  uint64

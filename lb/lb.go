@@ -140,6 +140,41 @@ func random(n int) int {
 	return int(hi)
 }
 
+// reduceWeights divides the positive weights by their GCD, multiplies them
+// by unit and, when their sum is then above limit, scales them down
+// proportionally, keeping every positive weight at least 1. Weights ≤ 0
+// become 0; total is the sum of the result, 0 when no weight is positive.
+// weights is not modified.
+func reduceWeights(weights []int, unit, limit int) (out []int, total int) {
+	g := 0
+	for _, x := range weights {
+		if x > 0 {
+			g = gcd(g, x)
+		}
+	}
+	out = make([]int, len(weights))
+	if g == 0 {
+		return out, 0
+	}
+	for i, x := range weights {
+		if x > 0 {
+			out[i] = x / g * unit
+			total += out[i]
+		}
+	}
+	if total > limit {
+		sum := int64(total)
+		total = 0
+		for i, x := range out {
+			if x > 0 {
+				out[i] = max(1, int(int64(x)*int64(limit)/sum))
+			}
+			total += out[i]
+		}
+	}
+	return out, total
+}
+
 func gcd(a, b int) int {
 	for b != 0 {
 		a, b = b, a%b

@@ -83,37 +83,15 @@ func smoothSequence(nodes []*Node) []uint32 {
 
 // SmoothSchedule returns one cycle of nginx's smooth weighted round robin
 // over weights: the index of the weight served at each turn, interleaved
-// (5:1:1 gives 0 0 1 0 2 0 0) and with exact
-// proportions. The weights are first divided by their GCD and, when their
-// sum is still above limit, scaled down proportionally, keeping every
-// positive weight at least 1. A weight ≤ 0 never appears; SmoothSchedule
+// (5:1:1 gives 0 0 1 0 2 0 0) and with exact proportions. The weights are
+// first divided by their GCD and, when their sum is still above limit,
+// scaled down proportionally, keeping every positive weight at least 1. A weight ≤ 0 never appears; SmoothSchedule
 // returns nil when no weight is positive. It is computed once per compiled
 // configuration, never on the request path.
 func SmoothSchedule(weights []int, limit int) []uint32 {
-	w := make([]int, len(weights))
-	g, total := 0, 0
-	for i, x := range weights {
-		if x > 0 {
-			w[i] = x
-			g = gcd(g, x)
-		}
-	}
-	if g == 0 {
+	w, total := reduceWeights(weights, 1, limit)
+	if total == 0 {
 		return nil
-	}
-	for i := range w {
-		w[i] /= g
-		total += w[i]
-	}
-	if total > limit {
-		sum := int64(total)
-		total = 0
-		for i, x := range w {
-			if x > 0 {
-				w[i] = max(1, int(int64(x)*int64(limit)/sum))
-			}
-			total += w[i]
-		}
 	}
 	seq := make([]uint32, 0, total)
 	if total*len(w) <= 1<<24 {
