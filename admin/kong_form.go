@@ -54,12 +54,7 @@ func kongBody(ctx *fasthttp.RequestCtx) (map[string]any, error) {
 			return nil, err
 		}
 		var pairs [][2]string
-		keys := make([]string, 0, len(form.Value))
-		for k := range form.Value {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(form.Value) {
 			for _, v := range form.Value[k] {
 				pairs = append(pairs, [2]string{k, v})
 			}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -258,12 +259,7 @@ func kongChecks(hc *KongHealthchecks) *HealthChecks {
 				HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures, Timeouts: a.Unhealthy.Timeouts,
 			},
 		}
-		names := make([]string, 0, len(a.Headers))
-		for n := range a.Headers {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(a.Headers)) {
 			for _, v := range a.Headers[n] {
 				ac.ReqHeaders = append(ac.ReqHeaders, n+": "+v)
 			}
