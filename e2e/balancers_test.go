@@ -319,23 +319,12 @@ func TestPriorityFailover(t *testing.T) {
 	g.mustDo("PUT", "/apisix/admin/routes/f", `{"uri":"/f","upstream":{"nodes":[`+
 		strings.Join([]string{node(primary1, 1), node(primary2, 1), node(standby, 0)}, ",")+`]}}`, 201)
 	var failed, served atomic.Int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := 0; w < 8; w++ {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if code, _, _ := g.get("/f"); code != 200 {
-					failed.Add(1)
-				}
-				served.Add(1)
-			}
-		})
-	}
+	stopLoad := runLoad(8, func(int) {
+		if code, _, _ := g.get("/f"); code != 200 {
+			failed.Add(1)
+		}
+		served.Add(1)
+	})
 	time.Sleep(300 * time.Millisecond)
 	if standby.hits.Load() != 0 {
 		t.Errorf("the standby served %d requests while the primaries were up", standby.hits.Load())
@@ -344,8 +333,7 @@ func TestPriorityFailover(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	primary2.srv.Close()
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if failed.Load() != 0 || standby.hits.Load() == 0 {
 		t.Errorf("%d of %d requests failed while the primaries went away; the standby served %d",
 			failed.Load(), served.Load(), standby.hits.Load())

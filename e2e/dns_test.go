@@ -155,44 +155,32 @@ func TestDNSHostNameNodes(t *testing.T) {
 	}
 }
 
-// load runs workers sending GET path until stop, counting answers.
+// load sends GET path from several workers until finish, counting answers.
 type load struct {
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	stop     func()
 	ok, fail atomic.Int64
 	mu       sync.Mutex
 	failures []string
 }
 
 func startLoad(g *gateway, path string, workers int) *load {
-	l := &load{stop: make(chan struct{})}
+	l := &load{}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	for i := 0; i < workers; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://" + g.proxy + path)
-				if err != nil {
-					l.failed(err.Error())
-					continue
-				}
-				var buf [256]byte
-				n, _ := resp.Body.Read(buf[:])
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					l.failed(fmt.Sprintf("status %d: %s", resp.StatusCode, buf[:n]))
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
+	l.stop = runLoad(workers, func(int) {
+		resp, err := client.Get("http://" + g.proxy + path)
+		if err != nil {
+			l.failed(err.Error())
+			return
+		}
+		var buf [256]byte
+		n, _ := resp.Body.Read(buf[:])
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			l.failed(fmt.Sprintf("status %d: %s", resp.StatusCode, buf[:n]))
+			return
+		}
+		l.ok.Add(1)
+	})
 	return l
 }
 
@@ -205,10 +193,9 @@ func (l *load) failed(what string) {
 	l.mu.Unlock()
 }
 
-func (l *load) finish() {
-	close(l.stop)
-	l.wg.Wait()
-}
+// finish stops the load and waits for the requests in flight; it may be
+// called more than once.
+func (l *load) finish() { l.stop() }
 
 // TestDNSResolverOutageUnderLoad: under load, the resolver dies: the last
 // good nodes keep serving with zero failed requests and /metrics says the
@@ -223,13 +210,7 @@ func TestDNSResolverOutageUnderLoad(t *testing.T) {
 		fmt.Sprintf(`{"uri":"/s","upstream":{"discovery_type":"dns","service_name":"svc.test:%d"}}`, a.Port), 201)
 
 	l := startLoad(g, "/s", 4)
-	defer func() {
-		select {
-		case <-l.stop:
-		default:
-			l.finish()
-		}
-	}()
+	defer l.finish() // finish may be called more than once
 	eventually(t, 5*time.Second, "both nodes serve", func() bool { return a.hits.Load() > 50 && b.hits.Load() > 50 })
 
 	srv.Stop()

@@ -43,41 +43,31 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	// Keep-alive load. A request the gateway never accepted (its listener
 	// closed) fails to connect: that is the drain working. Anything else
 	// (an error status, a cut body, a reset after sending) is a failure.
-	stop := make(chan struct{})
 	var served, refused atomic.Int64
 	var failures sync.Map
-	var load sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		load.Add(1)
-		go func() {
-			defer load.Done()
-			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://" + g.proxy + "/fast")
-				if err != nil {
-					if errors.Is(err, syscall.ECONNREFUSED) {
-						refused.Add(1)
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-					failures.Store(err.Error(), true)
-					continue
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 || string(b) != "fast" {
-					failures.Store(fmt.Sprintf("%d %q %v", resp.StatusCode, b, err), true)
-					continue
-				}
-				served.Add(1)
-			}
-		}()
+	clients := make([]*http.Client, 8)
+	for w := range clients {
+		clients[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	}
+	stopLoad := runLoad(len(clients), func(w int) {
+		resp, err := clients[w].Get("http://" + g.proxy + "/fast")
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				refused.Add(1)
+				time.Sleep(10 * time.Millisecond)
+				return
+			}
+			failures.Store(err.Error(), true)
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != "fast" {
+			failures.Store(fmt.Sprintf("%d %q %v", resp.StatusCode, b, err), true)
+			return
+		}
+		served.Add(1)
+	})
 
 	// Idle keep-alive connections, and the slow requests.
 	var idle []net.Conn
@@ -168,8 +158,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("no exit 15 s after SIGTERM:\n%s", g.logs())
 	}
 	exitAfter := time.Since(term)
-	close(stop)
-	load.Wait()
+	stopLoad()
 	inflight.Wait()
 	idleClosed.Wait()
 	close(results)

@@ -317,33 +317,19 @@ func TestFleetEtcdOutage(t *testing.T) {
 	ga.mustDo("PUT", "/apisix/admin/routes/hot", `{"uri":"/hot","upstream_id":"u"}`, 201)
 	waitServed(t, gb, "/hot", 200, "")
 
-	stop := make(chan struct{})
 	var ok, failed atomic.Int64
 	var firstFailure atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
+	stopLoad := runLoad(4, func(w int) {
 		g := []*gateway{ga, gb}[w%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 1_000_000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, body := probe(proxyClient, g.proxy, "/hot")
-				if code != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s: %d %s", g.proxy, code, body))
-					continue
-				}
-				ok.Add(1)
-				time.Sleep(time.Millisecond)
-			}
-		}()
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+		code, body := probe(proxyClient, g.proxy, "/hot")
+		if code != 200 {
+			failed.Add(1)
+			firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s: %d %s", g.proxy, code, body))
+			return
+		}
+		ok.Add(1)
+		time.Sleep(time.Millisecond)
+	})
 	defer stopLoad()
 
 	srv.Stop()

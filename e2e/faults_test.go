@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,32 +103,19 @@ func TestUpstreamFaultsBlackBox(t *testing.T) {
 			"timeout":{"connect":1,"send":1,"read":0.5}}}`, i, origins[i].Addr), 201)
 	}
 
-	stop := make(chan struct{})
 	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := proxyClient.Get("http://" + g.proxy + "/healthy")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err == nil && resp.StatusCode == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := runLoad(4, func(int) {
+		resp, err := proxyClient.Get("http://" + g.proxy + "/healthy")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil && resp.StatusCode == 200 {
+			ok.Add(1)
+		} else {
+			failed.Add(1)
+		}
+	})
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for i, f := range upstreamFaults {
@@ -161,8 +147,7 @@ func TestUpstreamFaultsBlackBox(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		close(stop)
-		wg.Wait()
+		stopLoad()
 		if failed.Load() != 0 || ok.Load() == 0 {
 			t.Errorf("healthy route during the faults: %d failed, %d served", failed.Load(), ok.Load())
 		}

@@ -353,3 +353,24 @@ func (g *gateway) waitLog(want string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// runLoad calls request from workers goroutines (worker is 0 to
+// workers-1), over and over, until the returned stop is called. stop waits
+// for the calls in flight to return and may be called more than once.
+func runLoad(workers int, request func(worker int)) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				request(w)
+			}
+		})
+	}
+	return sync.OnceFunc(func() { close(quit); wg.Wait() })
+}

@@ -69,40 +69,26 @@ func TestConfigWritesDuringLoad(t *testing.T) {
 	g.mustDo("PUT", "/apisix/admin/upstreams/u", fmt.Sprintf(`{"nodes":{"%s":1,"%s":1}}`, a.Addr, b.Addr), 201)
 	g.mustDo("PUT", "/apisix/admin/routes/hot", `{"uri":"/hot","upstream_id":"u"}`, 201)
 
-	stop := make(chan struct{})
 	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := proxyClient.Get("http://" + g.proxy + "/hot")
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := runLoad(8, func(int) {
+		resp, err := proxyClient.Get("http://" + g.proxy + "/hot")
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			ok.Add(1)
+		} else {
+			failed.Add(1)
+		}
+	})
 	for i := 0; i < 100; i++ {
 		w := 1 + i%3
 		g.mustDo("PUT", "/apisix/admin/upstreams/u", fmt.Sprintf(`{"nodes":{"%s":%d,"%s":1},"desc":"v%d"}`, a.Addr, w, b.Addr, i), 200)
 		g.mustDo("PUT", fmt.Sprintf("/apisix/admin/routes/extra%d", i), `{"uri":"/extra","upstream_id":"u"}`, 201)
 	}
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if failed.Load() != 0 || ok.Load() == 0 {
 		t.Fatalf("%d requests failed, %d succeeded during 200 config writes", failed.Load(), ok.Load())
 	}

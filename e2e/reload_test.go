@@ -44,35 +44,22 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("admin with the first key: %d %s", r.Status, r.Body)
 	}
 
-	stop := make(chan struct{})
 	var served atomic.Int64
 	var failures sync.Map
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := proxyClient.Get("http://" + g.proxy + "/load")
-				if err != nil {
-					failures.Store(err.Error(), true)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failures.Store(fmt.Sprint(resp.StatusCode), true)
-					continue
-				}
-				served.Add(1)
-			}
-		}()
-	}
+	stopLoad := runLoad(4, func(int) {
+		resp, err := proxyClient.Get("http://" + g.proxy + "/load")
+		if err != nil {
+			failures.Store(err.Error(), true)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failures.Store(fmt.Sprint(resp.StatusCode), true)
+			return
+		}
+		served.Add(1)
+	})
 
 	long := "/" + strings.Repeat("u", 2000)
 	if code, _, _ := g.get(long); code != 414 {
@@ -101,8 +88,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("a broken file changed the limits: %d", code)
 	}
 
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	failures.Range(func(k, _ any) bool {
 		t.Errorf("a request failed during the reloads: %s", k)
 		return true
