@@ -154,27 +154,8 @@ func TestPoolSizeAfterBurst(t *testing.T) {
 	g.mustDo("PUT", "/apisix/admin/routes/r", fmt.Sprintf(`{"uri":"/r","upstream":{"nodes":{"%s":1},
 		"keepalive_pool":{"size":5}}}`, o.Addr), 201)
 	const burst = 50
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for i := 0; i < burst; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := proxyClient.Get("http://" + g.proxy + "/r")
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				failed.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d requests of the burst failed", failed.Load())
+	if failed := getConcurrently(g, "/r", burst)(); failed > 0 {
+		t.Fatalf("%d requests of the burst failed", failed)
 	}
 	if got := o.accepted.Load(); got < burst/2 {
 		t.Fatalf("a burst of %d concurrent requests opened only %d connections: size must not cap concurrency", burst, got)
@@ -314,13 +295,26 @@ func TestPoolsAcrossEdits(t *testing.T) {
 
 	// Requests in flight while the pool settings change complete.
 	slow.Store(true)
+	wait := getConcurrently(g, "/r?slow=1", 4)
+	waitFor(t, "requests in flight", func() bool { return a.requests.Load() >= 14 })
+	g.mustDo("PATCH", "/apisix/admin/upstreams/u", `{"keepalive_pool":{"size":2,"idle_timeout":30,"requests":100}}`, 200)
+	mustGet(t, g, "/r")
+	if failed := wait(); failed > 0 {
+		t.Fatalf("%d requests in flight failed across the pool change", failed)
+	}
+	// The old pool's connections were closed when released; the new pool
+	// keeps at most 2.
+	waitFor(t, "the old pool to drain", func() bool { return a.open.Load() <= 2 })
+}
+
+// getConcurrently sends n GET path at once; wait returns, once all have
+// ended, how many failed (no answer, or not 200).
+func getConcurrently(g *gateway, path string, n int) (wait func() int64) {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := proxyClient.Get("http://" + g.proxy + "/r?slow=1")
+	for range n {
+		wg.Go(func() {
+			resp, err := proxyClient.Get("http://" + g.proxy + path)
 			if err != nil {
 				failed.Add(1)
 				return
@@ -330,16 +324,7 @@ func TestPoolsAcrossEdits(t *testing.T) {
 			if resp.StatusCode != 200 {
 				failed.Add(1)
 			}
-		}()
+		})
 	}
-	waitFor(t, "requests in flight", func() bool { return a.requests.Load() >= 14 })
-	g.mustDo("PATCH", "/apisix/admin/upstreams/u", `{"keepalive_pool":{"size":2,"idle_timeout":30,"requests":100}}`, 200)
-	mustGet(t, g, "/r")
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d requests in flight failed across the pool change", failed.Load())
-	}
-	// The old pool's connections were closed when released; the new pool
-	// keeps at most 2.
-	waitFor(t, "the old pool to drain", func() bool { return a.open.Load() <= 2 })
+	return func() int64 { wg.Wait(); return failed.Load() }
 }
