@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -49,29 +47,7 @@ func spawnGateway(t *testing.T, endpoint string) *gateway {
 	g.control = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.args = []string{"-listen", g.proxy, "-listen-tls", g.tls, "-admin-listen", g.admin, "-control-listen", g.control,
 		"-data-dir", g.dataDir, "-etcd", endpoint}
-	g.cmd = exec.Command(binary, g.args...)
-	pr, pw := io.Pipe()
-	g.cmd.Stdout, g.cmd.Stderr = pw, pw
-	g.exited = make(chan struct{})
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			g.logMu.Lock()
-			g.log.WriteString(sc.Text() + "\n")
-			g.logMu.Unlock()
-		}
-	}()
-	go func() {
-		err := g.cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); ok {
-			g.exitCode.Store(int32(ee.ExitCode()))
-		}
-		pw.Close()
-		close(g.exited)
-	}()
+	g.spawn()
 	t.Cleanup(g.kill)
 	return g
 }

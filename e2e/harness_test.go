@@ -104,6 +104,27 @@ func startGateway(t *testing.T, dataDir string, extra ...string) *gateway {
 
 func (g *gateway) start() {
 	g.t.Helper()
+	g.spawn()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.exited:
+			g.t.Fatalf("gateway exited early (code %d):\n%s", g.exitCode.Load(), g.logs())
+		default:
+		}
+		if listening(g.proxy) && listening(g.admin) && (g.tls == "" || listening(g.tls)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.t.Fatalf("gateway did not start:\n%s", g.logs())
+}
+
+// spawn starts the binary with g.args, its output collected in g.log and
+// its exit recorded in g.exitCode and g.exited; it does not wait for the
+// listeners.
+func (g *gateway) spawn() {
+	g.t.Helper()
 	g.cmd = exec.Command(binary, g.args...)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw
@@ -129,19 +150,6 @@ func (g *gateway) start() {
 		pw.Close()
 		close(g.exited)
 	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-g.exited:
-			g.t.Fatalf("gateway exited early (code %d):\n%s", g.exitCode.Load(), g.logs())
-		default:
-		}
-		if listening(g.proxy) && listening(g.admin) && (g.tls == "" || listening(g.tls)) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	g.t.Fatalf("gateway did not start:\n%s", g.logs())
 }
 
 func (g *gateway) logs() string {
