@@ -23,26 +23,9 @@ import (
 // answers with its address.
 func startOriginOn(t *testing.T, ip string, port int) *origin {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &origin{ln: ln, Port: ln.Addr().(*net.TCPAddr).Port, Addr: ln.Addr().String()}
-	o.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			o.hits.Add(1)
-			o.last.Store(r)
-			fmt.Fprint(w, o.Addr)
-		}),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				o.conns.Add(1)
-			}
-		},
-	}
-	go o.srv.Serve(ln)
-	t.Cleanup(func() { o.srv.Close() })
-	return o
+	return listenOrigin(t, net.JoinHostPort(ip, strconv.Itoa(port)), func(o *origin, w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, o.Addr)
+	})
 }
 
 // eventually polls cond every 20 ms until it holds or timeout passes.

@@ -295,21 +295,29 @@ type origin struct {
 
 func startOrigin(t testing.TB, h http.HandlerFunc) *origin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return listenOrigin(t, "127.0.0.1:0", func(o *origin, w http.ResponseWriter, r *http.Request) {
+		if h != nil {
+			h(w, r)
+			return
+		}
+		fmt.Fprint(w, o.Port)
+	})
+}
+
+// listenOrigin starts an origin on addr that counts its requests and
+// connections, keeps the last request and answers with respond.
+func listenOrigin(t testing.TB, addr string, respond func(o *origin, w http.ResponseWriter, r *http.Request)) *origin {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &origin{ln: ln, Port: ln.Addr().(*net.TCPAddr).Port}
-	o.Addr = ln.Addr().String()
+	o := &origin{ln: ln, Port: ln.Addr().(*net.TCPAddr).Port, Addr: ln.Addr().String()}
 	o.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			o.hits.Add(1)
 			o.last.Store(r)
-			if h != nil {
-				h(w, r)
-				return
-			}
-			fmt.Fprint(w, o.Port)
+			respond(o, w, r)
 		}),
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
