@@ -114,10 +114,10 @@ func upstreamValidCases(f func(body string, want *Upstream)) {
 	f(`{"nodes":{},"tls":{"client_cert_id":1,"verify":true}}`, up(func(u *Upstream) { u.TLS = &UpstreamTLS{ClientCertID: "1", Verify: true} }))
 	pki := fixedPKI()
 	f(`{"nodes":{},"scheme":"https","tls":{"client_cert":"`+jsonString(pki.Client.Cert)+`","client_key":"`+jsonString(pki.Client.Key)+
-		`","ca_certs":["`+jsonString(pki.CA.CAPEM)+`"]}}`,
+		`","ca_certs":["`+jsonString(pki.CA.PEM)+`"]}}`,
 		up(func(u *Upstream) {
 			u.Scheme = "https"
-			u.TLS = &UpstreamTLS{ClientCert: pki.Client.Cert, ClientKey: pki.Client.Key, CACerts: []string{pki.CA.CAPEM}}
+			u.TLS = &UpstreamTLS{ClientCert: pki.Client.Cert, ClientKey: pki.Client.Key, CACerts: []string{pki.CA.PEM}}
 		}))
 	f(`{"nodes":{},"retry_on_statuses":[502,503,504]}`, up(func(u *Upstream) { u.RetryOnStatuses = []int{502, 503, 504} }))
 	f(`{"nodes":{},"retry_on_statuses":[]}`, up(nil))

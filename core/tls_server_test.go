@@ -6,10 +6,12 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/edgeway/gateway/internal/testpki"
 )
 
 // mustSSL parses an SSL object for pair with the given SNIs.
-func mustSSL(t testing.TB, id, typ string, pair pemPair, status int, snis ...string) *SSL {
+func mustSSL(t testing.TB, id, typ string, pair testpki.Pair, status int, snis ...string) *SSL {
 	t.Helper()
 	quoted := make([]string, len(snis))
 	for i, s := range snis {
@@ -29,15 +31,15 @@ func mustSSL(t testing.TB, id, typ string, pair pemPair, status int, snis ...str
 }
 
 func TestCertIndexLookup(t *testing.T) {
-	ca := newTestCA("index CA")
+	ca := testpki.NewCA("index CA")
 	ssls := map[string]*SSL{
-		"exact":    mustSSL(t, "exact", "server", ca.issue(false, "a.test"), 1, "a.test"),
-		"wild":     mustSSL(t, "wild", "server", ca.issue(false, "*.b.test"), 1, "*.b.test"),
-		"wild2":    mustSSL(t, "wild2", "server", ca.issue(false, "*.c.b.test"), 1, "*.c.b.test"),
-		"x":        mustSSL(t, "x", "server", ca.issue(false, "x.b.test"), 1, "x.b.test"),
-		"off":      mustSSL(t, "off", "server", ca.issue(false, "d.test"), 0, "d.test"),
-		"client":   mustSSL(t, "client", "client", ca.issue(true, "e.test"), 1),
-		"a-second": mustSSL(t, "a-second", "server", ca.issue(false, "a.test"), 1, "a.test"),
+		"exact":    mustSSL(t, "exact", "server", ca.Issue(false, "a.test"), 1, "a.test"),
+		"wild":     mustSSL(t, "wild", "server", ca.Issue(false, "*.b.test"), 1, "*.b.test"),
+		"wild2":    mustSSL(t, "wild2", "server", ca.Issue(false, "*.c.b.test"), 1, "*.c.b.test"),
+		"x":        mustSSL(t, "x", "server", ca.Issue(false, "x.b.test"), 1, "x.b.test"),
+		"off":      mustSSL(t, "off", "server", ca.Issue(false, "d.test"), 0, "d.test"),
+		"client":   mustSSL(t, "client", "client", ca.Issue(true, "e.test"), 1),
+		"a-second": mustSSL(t, "a-second", "server", ca.Issue(false, "a.test"), 1, "a.test"),
 	}
 	x := buildCertIndex(ssls, baseServerTLS())
 	f := func(name, want string) {
@@ -109,9 +111,8 @@ func handshake(t *testing.T, p *Proxy, roots *x509.CertPool, sni string, maxV ui
 }
 
 func TestListenerCertificateSelectionAndRotation(t *testing.T) {
-	ca := newTestCA("listener CA")
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	ca := testpki.NewCA("listener CA")
+	roots := ca.Pool
 	rt := NewRuntime()
 	defer rt.Close()
 	p := NewProxy()
@@ -121,8 +122,8 @@ func TestListenerCertificateSelectionAndRotation(t *testing.T) {
 		t.Fatal("handshake succeeded without any SSL object")
 	}
 	cfg := NewConfig()
-	cfg.SSLs["1"] = mustSSL(t, "1", "server", ca.issue(false, "a.test"), 1, "a.test")
-	cfg.SSLs["2"] = mustSSL(t, "2", "server", ca.issue(false, "*.b.test"), 1, "*.b.test")
+	cfg.SSLs["1"] = mustSSL(t, "1", "server", ca.Issue(false, "a.test"), 1, "a.test")
+	cfg.SSLs["2"] = mustSSL(t, "2", "server", ca.Issue(false, "*.b.test"), 1, "*.b.test")
 	snap := rt.Compile(cfg, p.Snapshot())
 	p.Publish(snap)
 	for sni, want := range map[string]string{"a.test": "a.test", "x.b.test": "*.b.test"} {
@@ -145,7 +146,7 @@ func TestListenerCertificateSelectionAndRotation(t *testing.T) {
 		t.Fatal("an edit that left the SSL objects alone rebuilt the certificate index")
 	}
 	p.Publish(snap2)
-	rotated := ca.issue(false, "a.test", "rotated.test")
+	rotated := ca.Issue(false, "a.test", "rotated.test")
 	cfg3 := &Config{Routes: cfg.Routes, Upstreams: cfg.Upstreams, Services: cfg.Services, SSLs: cloneMap(cfg.SSLs), Revision: 3}
 	cfg3.SSLs["1"] = mustSSL(t, "1", "server", rotated, 1, "a.test")
 	p.Publish(rt.Compile(cfg3, snap2))

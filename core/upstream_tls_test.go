@@ -47,7 +47,7 @@ func TestUpstreamSNIAndPoolKeys(t *testing.T) {
 	cfg.Upstreams["plain"] = upstreamOf(8443)
 	cfg.Upstreams["mtls"] = httpsUpstream("pass", &UpstreamTLS{ClientCert: pki.Client.Cert, ClientKey: pki.Client.Key})
 	cfg.Upstreams["byid"] = httpsUpstream("pass", &UpstreamTLS{ClientCertID: "c"})
-	cfg.Upstreams["verify"] = httpsUpstream("pass", &UpstreamTLS{Verify: true, CACerts: []string{pki.CA.CAPEM}})
+	cfg.Upstreams["verify"] = httpsUpstream("pass", &UpstreamTLS{Verify: true, CACerts: []string{pki.CA.PEM}})
 	s := rt.Compile(cfg, nil)
 	ref := func(id string) *nodeRef { return &s.Balancers[Key(KindUpstreams, id)].refs[0] }
 

@@ -1,41 +1,17 @@
 package declarative
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/edgeway/gateway/internal/testpki"
 )
 
-// selfSignedPEM returns a certificate for name and its key, generated for
-// the test (never written to disk).
-func selfSignedPEM(t *testing.T, name string) (cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
-}
-
 func TestLoadAPISIXSSLs(t *testing.T) {
-	sc, sk := selfSignedPEM(t, "a.test")
-	cc, ck := selfSignedPEM(t, "client")
+	ca := testpki.NewCA("test CA")
+	srv, cli := ca.Issue(false, "a.test"), ca.Issue(true, "client")
+	sc, sk, cc, ck := srv.Cert, srv.Key, cli.Cert, cli.Key
 	doc := func(ssls []map[string]any, clientCertID string) []byte {
 		b, _ := json.Marshal(map[string]any{
 			"ssls": ssls,

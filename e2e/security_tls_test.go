@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/internal/testpki"
 )
 
 // TestHTTPSListenerLimits checks the HTTPS listener has the proxy
@@ -15,11 +17,11 @@ import (
 // client ends with close_notify never reaches the origin whole, and a slow
 // header meets the header timeout.
 func TestHTTPSListenerLimits(t *testing.T) {
-	ca := newCA(t, "test CA")
+	ca := testpki.NewCA("test CA")
 	o := startRawOrigin(t, nil)
 	g := startGateway(t, "", "-client-header-timeout", "1s")
 	g.mustDo("PUT", "/apisix/admin/routes/1", fmt.Sprintf(`{"uri":"/*","upstream":{"nodes":{"%s":1}}}`, o.Addr), 201)
-	cert := ca.issue(t, false, "a.test")
+	cert := ca.Issue(false, "a.test")
 	g.mustDo("PUT", "/apisix/admin/ssls/a", `{"sni":"a.test","cert":`+js(cert.Cert)+`,"key":`+js(cert.Key)+`}`, 201)
 	dial := func() *tls.Conn {
 		t.Helper()

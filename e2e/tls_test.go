@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/internal/testpki"
 )
 
 // sniOrigin is an HTTPS origin that answers with the SNI, the Host and the
@@ -39,8 +41,8 @@ func sniOrigin(t *testing.T, cert tls.Certificate, clientAuth *tls.Config) (*cou
 // TestHTTPSUpstream: scheme https with and without verification, the SNI
 // per pass_host, one pool per SNI, and a wrong CA.
 func TestHTTPSUpstream(t *testing.T) {
-	ca, other := newCA(t, "test CA"), newCA(t, "other CA")
-	o, _ := sniOrigin(t, ca.issue(t, false, "origin.test", "127.0.0.1").TLS(t), nil)
+	ca, other := testpki.NewCA("test CA"), testpki.NewCA("other CA")
+	o, _ := sniOrigin(t, ca.Issue(false, "origin.test", "127.0.0.1").TLS(), nil)
 	g := startGateway(t, "")
 	route := func(id, extra string) {
 		g.mustDo("PUT", "/apisix/admin/routes/"+id, fmt.Sprintf(`{"uri":"/%s","upstream":{"scheme":"https","nodes":{"%s":1}%s}}`,
@@ -91,8 +93,8 @@ func TestHTTPSUpstream(t *testing.T) {
 // hosts never share a TLS connection, and each host's connection is
 // reused.
 func TestHTTPSUpstreamPoolPerSNI(t *testing.T) {
-	ca := newCA(t, "test CA")
-	o, _ := sniOrigin(t, ca.issue(t, false, "origin.test").TLS(t), nil)
+	ca := testpki.NewCA("test CA")
+	o, _ := sniOrigin(t, ca.Issue(false, "origin.test").TLS(), nil)
 	g := startGateway(t, "")
 	g.mustDo("PUT", "/apisix/admin/routes/r", fmt.Sprintf(`{"uri":"/r","upstream":{"scheme":"https","nodes":{"%s":1}}}`, o.Addr), 201)
 	for i := 0; i < 20; i++ {
@@ -114,10 +116,10 @@ func TestHTTPSUpstreamPoolPerSNI(t *testing.T) {
 // one from tls.client_cert/client_key or from an SSL object of type
 // client; without one the client gets a 502 and the log says why.
 func TestUpstreamMTLS(t *testing.T) {
-	ca := newCA(t, "test CA")
-	o, _ := sniOrigin(t, ca.issue(t, false, "origin.test").TLS(t),
+	ca := testpki.NewCA("test CA")
+	o, _ := sniOrigin(t, ca.Issue(false, "origin.test").TLS(),
 		&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool})
-	inline, byID := ca.issue(t, true, "client-inline"), ca.issue(t, true, "client-ssl")
+	inline, byID := ca.Issue(true, "client-inline"), ca.Issue(true, "client-ssl")
 	g := startGateway(t, "")
 	g.mustDo("PUT", "/apisix/admin/ssls/c1", `{"type":"client","cert":`+js(byID.Cert)+`,"key":`+js(byID.Key)+`}`, 201)
 	up := func(tlsField string) string {
@@ -141,7 +143,7 @@ func TestUpstreamMTLS(t *testing.T) {
 	g.waitLog("upstream /apisix/upstreams/none node " + o.Addr + ": cannot read response header: remote error: tls: certificate required")
 
 	// Rotating the SSL object's certificate applies to new connections.
-	rotated := ca.issue(t, true, "client-rotated")
+	rotated := ca.Issue(true, "client-rotated")
 	g.mustDo("PUT", "/apisix/admin/ssls/c1", `{"type":"client","cert":`+js(rotated.Cert)+`,"key":`+js(rotated.Key)+`}`, 200)
 	if body := mustGet(t, g, "/byid", "Host", "x.test"); !strings.HasSuffix(body, "client=client-rotated") {
 		t.Errorf("after rotating the client SSL: %q", body)
@@ -159,14 +161,14 @@ func TestUpstreamMTLS(t *testing.T) {
 
 // tlsClient returns an HTTP client for the gateway's HTTPS listener that
 // presents sni and trusts ca.
-func tlsClient(ca *testCA, sni string) *http.Client {
+func tlsClient(ca *testpki.CA, sni string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{ServerName: sni, RootCAs: ca.Pool}, ForceAttemptHTTP2: false}}
 }
 
 // servedCert completes a handshake with the HTTPS listener for sni and
 // returns the names of the certificate it served.
-func servedCert(g *gateway, ca *testCA, sni string) ([]string, error) {
+func servedCert(g *gateway, ca *testpki.CA, sni string) ([]string, error) {
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", g.tls, &tls.Config{ServerName: sni, RootCAs: ca.Pool})
 	if err != nil {
 		return nil, err
@@ -179,13 +181,13 @@ func servedCert(g *gateway, ca *testCA, sni string) ([]string, error) {
 // wildcard), swaps certificates without a restart, fails handshakes no
 // SSL object serves, and tells the upstream the scheme was https.
 func TestHTTPSListener(t *testing.T) {
-	ca := newCA(t, "test CA")
+	ca := testpki.NewCA("test CA")
 	echo := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Forwarded-Proto"), r.Host)
 	})
 	g := startGateway(t, "")
 	g.mustDo("PUT", "/apisix/admin/routes/r", fmt.Sprintf(`{"uri":"/*","upstream":{"nodes":{"%s":1}}}`, echo.Addr), 201)
-	a, wild, x := ca.issue(t, false, "a.test"), ca.issue(t, false, "*.b.test"), ca.issue(t, false, "x.b.test")
+	a, wild, x := ca.Issue(false, "a.test"), ca.Issue(false, "*.b.test"), ca.Issue(false, "x.b.test")
 	g.mustDo("PUT", "/apisix/admin/ssls/a", `{"sni":"a.test","cert":`+js(a.Cert)+`,"key":`+js(a.Key)+`}`, 201)
 	g.mustDo("PUT", "/apisix/admin/ssls/wild", `{"snis":["*.b.test"],"cert":`+js(wild.Cert)+`,"key":`+js(wild.Key)+`}`, 201)
 	g.mustDo("PUT", "/apisix/admin/ssls/x", `{"snis":["x.b.test"],"cert":`+js(x.Cert)+`,"key":`+js(x.Key)+`}`, 201)
@@ -227,7 +229,7 @@ func TestHTTPSListener(t *testing.T) {
 	}
 
 	// Rotation without restart: the next handshake gets the new certificate.
-	rotated := ca.issue(t, false, "a.test", "rotated.a.test")
+	rotated := ca.Issue(false, "a.test", "rotated.a.test")
 	g.mustDo("PUT", "/apisix/admin/ssls/a", `{"sni":"a.test","cert":`+js(rotated.Cert)+`,"key":`+js(rotated.Key)+`}`, 200)
 	if names, err := servedCert(g, ca, "a.test"); err != nil || len(names) != 2 || names[1] != "rotated.a.test" {
 		t.Fatalf("after rotation: %v %v", names, err)
@@ -250,9 +252,9 @@ func TestHTTPSListener(t *testing.T) {
 // TestSSLAdmin: SSL objects are validated on write and their keys never
 // appear in a response.
 func TestSSLAdmin(t *testing.T) {
-	ca := newCA(t, "test CA")
-	a, b := ca.issue(t, false, "a.test"), ca.issue(t, false, "b.test")
-	client := ca.issue(t, true, "client")
+	ca := testpki.NewCA("test CA")
+	a, b := ca.Issue(false, "a.test"), ca.Issue(false, "b.test")
+	client := ca.Issue(true, "client")
 	g := startGateway(t, "")
 	noKey := func(what string, r adminResp) {
 		t.Helper()

@@ -1,19 +1,16 @@
 package pool
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/internal/testpki"
 )
 
 // server is a TCP listener on 127.0.0.1 that keeps the connections it
@@ -274,33 +271,15 @@ func TestDialErrors(t *testing.T) {
 	}
 }
 
-// selfSigned returns a certificate for name signed by itself.
-func selfSigned(t *testing.T, name string) (tls.Certificate, *x509.Certificate) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
-}
-
 func TestTLSHandshakeAndVerification(t *testing.T) {
-	cert, leaf := selfSigned(t, "up.test")
+	ca := testpki.NewCA("up CA")
+	cert := ca.Issue(false, "up.test").TLS()
 	var sawSNI atomic.Value
 	s := newServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 		sawSNI.Store(h.ServerName)
 		return nil, nil
 	}})
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
+	roots := ca.Pool
 	now := nowNano()
 
 	var m Meter
@@ -321,9 +300,7 @@ func TestTLSHandshakeAndVerification(t *testing.T) {
 	}
 
 	// Verification against other roots fails, as a TLS dial error.
-	other, _ := selfSigned(t, "up.test")
-	otherRoots := x509.NewCertPool()
-	otherRoots.AddCert(other.Leaf)
+	otherRoots := testpki.NewCA("other CA").Pool
 	bad := New(Options{Addr: s.addr(), TLS: &tls.Config{ServerName: "up.test", RootCAs: otherRoots}})
 	_, err := bad.Acquire(&m, now, time.Second, 0)
 	var de *DialError
