@@ -3,11 +3,11 @@
 package core
 
 import (
-	"bytes"
 	"crypto/tls"
 	"net"
 	"testing"
 
+	"github.com/edgeway/gateway/internal/testorigin"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,48 +22,7 @@ func rawOrigin(t testing.TB, response string) int {
 // rawOriginTLS is rawOrigin speaking TLS with cfg when cfg is non-nil.
 func rawOriginTLS(t testing.TB, response string, cfg *tls.Config) int {
 	t.Helper()
-	var ln net.Listener
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if cfg != nil {
-		ln = tls.NewListener(ln, cfg)
-	}
-	t.Cleanup(func() { ln.Close() })
-	resp := []byte(response)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if end < 0 {
-							break
-						}
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-						n = copy(buf, buf[end+4:n])
-					}
-				}
-			}(c)
-		}
-	}()
-	return port
+	return testorigin.Canned(t, response, cfg).Port
 }
 
 func TestHandlerAllocations(t *testing.T) {

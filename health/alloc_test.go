@@ -3,60 +3,21 @@
 package health
 
 import (
-	"bytes"
 	"net"
 	"testing"
 
 	"github.com/edgeway/gateway/core"
+	"github.com/edgeway/gateway/internal/testorigin"
 	"github.com/valyala/fasthttp"
 )
-
-// cannedOrigin answers every request with the same response, allocating
-// nothing per request, so that counts measured here are the gateway's.
-func cannedOrigin(t *testing.T, response string) string {
-	t.Helper()
-	ln := listen(t)
-	resp := []byte(response)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if end < 0 {
-							break
-						}
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-						n = copy(buf, buf[end+4:n])
-					}
-				}
-			}(c)
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // TestProxyAllocationsWithRealHealth runs the proxy handler over an
 // upstream with active and passive checks and the real health manager
 // attached: 0 allocations per request while passive reports flow, while
 // they flip nodes down and up, and while every node is down (fail-open).
 func TestProxyAllocationsWithRealHealth(t *testing.T) {
-	ok := cannedOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	bad := cannedOrigin(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nbad")
+	ok := testorigin.Canned(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", nil).String()
+	bad := testorigin.Canned(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nbad", nil).String()
 	m := NewManager(Options{})
 	defer m.Close()
 	rt := core.NewRuntime()
