@@ -66,3 +66,12 @@ func TestMedianAndCPUPerRequest(t *testing.T) {
 		t.Fatalf("2 s over 100,000 requests = %v µs, want 20", got)
 	}
 }
+
+func TestWrkResultAddErrors(t *testing.T) {
+	var sum WrkResult
+	sum.AddErrors(WrkResult{Requests: 9, ErrorsConnect: 1, ErrorsRead: 2, ErrorsWrite: 3, ErrorsTimeout: 4, ErrorsStatus: 5})
+	sum.AddErrors(WrkResult{ErrorsTimeout: 10})
+	if sum.Errors() != 25 || sum.ErrorsTimeout != 14 || sum.Requests != 0 {
+		t.Fatalf("sum %+v", sum)
+	}
+}

@@ -56,6 +56,15 @@ func (r WrkResult) Errors() int64 {
 	return r.ErrorsConnect + r.ErrorsRead + r.ErrorsWrite + r.ErrorsTimeout + r.ErrorsStatus
 }
 
+// AddErrors adds o's error counters to r's (to sum errors over runs).
+func (r *WrkResult) AddErrors(o WrkResult) {
+	r.ErrorsConnect += o.ErrorsConnect
+	r.ErrorsRead += o.ErrorsRead
+	r.ErrorsWrite += o.ErrorsWrite
+	r.ErrorsTimeout += o.ErrorsTimeout
+	r.ErrorsStatus += o.ErrorsStatus
+}
+
 // P50 and P99 are the latency percentiles as durations.
 func (r WrkResult) P50() time.Duration { return time.Duration(r.P50US) * time.Microsecond }
 func (r WrkResult) P99() time.Duration { return time.Duration(r.P99US) * time.Microsecond }

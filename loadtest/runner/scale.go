@@ -106,11 +106,7 @@ func (r *runner) manyRoutes() error {
 			}
 			s.rps, s.p50, s.p99 = append(s.rps, res.RPS()), append(s.p50, float64(res.P50US)), append(s.p99, float64(res.P99US))
 			s.reqs += res.Requests
-			s.errs.ErrorsConnect += res.ErrorsConnect
-			s.errs.ErrorsRead += res.ErrorsRead
-			s.errs.ErrorsWrite += res.ErrorsWrite
-			s.errs.ErrorsTimeout += res.ErrorsTimeout
-			s.errs.ErrorsStatus += res.ErrorsStatus
+			s.errs.AddErrors(res)
 			s.cpu += after - before
 			fmt.Printf("  round %d %-12s GET /hello %9.0f req/s  p99 %-9v errors %d\n", round+1, s.name, res.RPS(), res.P99(), res.Errors())
 		}

@@ -236,11 +236,7 @@ func (r *runner) churn(g *harness.Gateway) error {
 			m.rps, m.p50, m.p99 = append(m.rps, res.RPS()), append(m.p50, float64(res.P50US)), append(m.p99, float64(res.P99US))
 			m.reqs += res.Requests
 			m.errors += res.Errors()
-			m.errs.ErrorsConnect += res.ErrorsConnect
-			m.errs.ErrorsRead += res.ErrorsRead
-			m.errs.ErrorsWrite += res.ErrorsWrite
-			m.errs.ErrorsTimeout += res.ErrorsTimeout
-			m.errs.ErrorsStatus += res.ErrorsStatus
+			m.errs.AddErrors(res)
 			m.cpu += after - before
 			fmt.Printf("  round %d %-26s %9.0f req/s  p99 %-9v errors %d\n", round+1, m.name, res.RPS(), res.P99(), res.Errors())
 		}
