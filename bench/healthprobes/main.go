@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeway/gateway/loadtest/harness"
 	"github.com/valyala/fasthttp"
 )
 
@@ -54,7 +55,7 @@ func main() {
 
 	hello := startOrigin()
 	targets, probes := startTargets(*nodes)
-	proxy, admin, control := freeAddr(), freeAddr(), freeAddr()
+	proxy, admin, control := harness.FreeAddr(), harness.FreeAddr(), harness.FreeAddr()
 	args := []string{*gatewayBin, "-listen", proxy, "-admin-listen", admin, "-control-listen", control,
 		"-data-dir", filepath.Join(work, "data")}
 	if *gatewayCPU != "" {
@@ -223,13 +224,6 @@ func mean(xs []float64) float64 {
 		s += x
 	}
 	return s / float64(len(xs))
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func waitUp(admin string) {

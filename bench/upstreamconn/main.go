@@ -16,15 +16,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -33,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeway/gateway/internal/testpki"
+	"github.com/edgeway/gateway/loadtest/harness"
 	"github.com/valyala/fasthttp"
 )
 
@@ -72,21 +67,25 @@ func startOrigin(certPEM, keyPEM []byte) *origin {
 
 func main() {
 	flag.Parse()
-	certPEM, keyPEM := selfSigned()
+	pair := testpki.NewCA("bench CA").Issue(false, "bench.test")
+	certPEM, keyPEM := []byte(pair.Cert), []byte(pair.Key)
 	plain, secure := startOrigin(nil, nil), startOrigin(certPEM, keyPEM)
 
 	dir, err := os.MkdirTemp("", "upstreamconn")
 	check(err)
 	defer os.RemoveAll(dir)
-	proxy, admin, tlsAddr := freeAddr(), freeAddr(), freeAddr()
+	proxy, admin, tlsAddr := harness.FreeAddr(), harness.FreeAddr(), harness.FreeAddr()
 	cmd := exec.Command(*gatewayBin, "-listen", proxy, "-admin-listen", admin, "-listen-tls", tlsAddr, "-data-dir", dir)
 	var gwLog bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &gwLog, &gwLog
 	check(cmd.Start())
 	gateway = cmd
 	defer stopGateway()
-	waitListening(proxy)
-	waitListening(admin)
+	for _, addr := range []string{proxy, admin} {
+		if err := harness.WaitTCP(addr, nil, 15*time.Second); err != nil {
+			fail("%v", err)
+		}
+	}
 
 	put := func(path, body string) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -157,38 +156,6 @@ func run(client *fasthttp.HostClient, path string, d time.Duration) (ok, failed 
 	}
 	wg.Wait()
 	return okN.Load(), failN.Load(), time.Since(start)
-}
-
-func selfSigned() (certPEM, keyPEM []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	check(err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.test"}, DNSNames: []string{"bench.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	check(err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	check(err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitListening(addr string) {
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-	}
-	fail("%s did not start listening", addr)
 }
 
 func check(err error) {
