@@ -1,7 +1,6 @@
 package core
 
 import (
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,20 +92,10 @@ func known(ports ...int) discovery.State {
 // discoveryGateway serves cfg with fake DNS discovery.
 func discoveryGateway(t *testing.T, disc *fakeDiscovery, cfg *Config) *testGateway {
 	t.Helper()
-	g := &testGateway{rt: NewRuntime(), proxy: NewProxy()}
-	g.rt.Discovery = discovery.Set{"dns": disc}
-	g.rt.Logf = t.Logf
-	g.proxy.Logf = t.Logf
-	g.proxy.Publish(g.rt.Compile(cfg, nil))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.addr = ln.Addr().String()
-	srv := NewServer(g.proxy.Handler)
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(); g.rt.Close() })
-	return g
+	return startGatewayWith(t, cfg, func(rt *Runtime) {
+		rt.Discovery = discovery.Set{"dns": disc}
+		rt.Logf = t.Logf
+	})
 }
 
 func (g *testGateway) recompile(cfg *Config) {

@@ -53,7 +53,17 @@ type testGateway struct {
 
 func startGateway(t *testing.T, cfg *Config) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, cfg, nil)
+}
+
+// startGatewayWith is startGateway with setup (when not nil) applied to
+// the runtime before the first compile.
+func startGatewayWith(t *testing.T, cfg *Config, setup func(*Runtime)) *testGateway {
+	t.Helper()
 	g := &testGateway{rt: NewRuntime(), proxy: NewProxy()}
+	if setup != nil {
+		setup(g.rt)
+	}
 	g.proxy.Logf = t.Logf
 	g.proxy.Publish(g.rt.Compile(cfg, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -212,12 +212,22 @@ func (g *gateway) do(method, path, body string) adminResp {
 
 func (g *gateway) doKey(method, path, body, key string) adminResp {
 	g.t.Helper()
+	h := http.Header{}
+	if key != "" {
+		h.Set("X-API-KEY", key)
+	}
+	return g.adminRequest(method, path, body, h)
+}
+
+// adminRequest sends a request to the admin listener with header set.
+func (g *gateway) adminRequest(method, path, body string, header http.Header) adminResp {
+	g.t.Helper()
 	req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := adminClient.Do(req)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"strings"
@@ -15,20 +14,11 @@ import (
 // --data sends them (application/x-www-form-urlencoded).
 func (g *gateway) kong(method, path, contentType, body string) adminResp {
 	g.t.Helper()
-	req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	h := http.Header{}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		h.Set("Content-Type", contentType)
 	}
-	resp, err := adminClient.Do(req)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return adminResp{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	return g.adminRequest(method, path, body, h)
 }
 
 const form = "application/x-www-form-urlencoded"
