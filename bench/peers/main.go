@@ -53,6 +53,8 @@ var (
 	docPath    = flag.String("doc", "docs/performance.md", "markdown file whose peers section is rewritten; empty to skip")
 	chartPath  = flag.String("chart", "docs/peers.png", "PNG chart to write; empty to skip")
 	keep       = flag.Bool("keep", false, "keep the work directory (configs, logs)")
+	only       = flag.String("proxies", "gateway,nginx,haproxy", "comma-separated proxies to run: gateway, nginx, haproxy, baseline")
+	baseline   = flag.String("baseline", "", "a second gateway binary, run as proxy \"baseline\" with the gateway's configuration (A/B a change in one run; implies -proxies ...,baseline)")
 )
 
 // tmplData fills the configuration templates.
@@ -108,7 +110,23 @@ func mainErr() error {
 	}
 	defer op.Stop()
 
-	proxies := []*proxy{{name: "gateway"}, {name: "nginx"}, {name: "haproxy"}}
+	names := strings.Split(*only, ",")
+	if *baseline != "" && !slices.Contains(names, "baseline") {
+		names = append(names, "baseline")
+	}
+	var proxies []*proxy
+	for _, n := range names {
+		switch n {
+		case "gateway", "nginx", "haproxy":
+		case "baseline":
+			if *baseline == "" {
+				return fmt.Errorf("-proxies names baseline but -baseline is empty")
+			}
+		default:
+			return fmt.Errorf("-proxies: unknown proxy %q (want gateway, nginx, haproxy or baseline)", n)
+		}
+		proxies = append(proxies, &proxy{name: n})
+	}
 	defer func() {
 		for _, p := range proxies {
 			p.proc.Stop()
@@ -172,15 +190,20 @@ func start(p *proxy, dir string, origins []string) error {
 	d := tmplData{Dir: dir, Listen: p.listen, Origins: origins}
 	var argv, env []string
 	switch p.name {
-	case "gateway":
-		cfg, err := render("gateway.json.tmpl", "gateway.json", d)
+	case "gateway", "baseline":
+		cfg, err := render("gateway.json.tmpl", p.name+".json", d)
 		if err != nil {
 			return err
 		}
-		argv = []string{*gatewayBin, "-standalone", cfg, "-listen", p.listen,
-			"-admin-listen", harness.FreeAddr(), "-listen-tls", ""}
-		env = []string{"GOMAXPROCS=1"}
+		bin := *gatewayBin
 		p.version = "edgeway " + gitRev()
+		if p.name == "baseline" {
+			bin = *baseline
+			p.version = "edgeway " + bin
+		}
+		argv = []string{bin, "-standalone", cfg, "-listen", p.listen,
+			"-admin-listen", harness.FreeAddr(), "-listen-tls", "", "-control-listen", ""}
+		env = []string{"GOMAXPROCS=1"}
 	case "nginx":
 		cfg, err := render("nginx.conf.tmpl", "nginx.conf", d)
 		if err != nil {

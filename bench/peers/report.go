@@ -48,7 +48,7 @@ func ratios(sums []summary) []ratio {
 	}
 	for i := range rs {
 		rs[i].vs = map[string]float64{}
-		for _, peer := range []string{"nginx", "haproxy"} {
+		for _, peer := range []string{"nginx", "haproxy", "baseline"} {
 			p, ok := find(sums, peer)
 			if !ok {
 				continue
@@ -75,7 +75,7 @@ func verdict(r ratio, peer string) string {
 	if !ok {
 		return "–"
 	}
-	if r.what == "p99 latency" && peer != "nginx" {
+	if peer == "baseline" || (r.what == "p99 latency" && peer != "nginx") {
 		return fmt.Sprintf("%.2f×", x)
 	}
 	if r.ok(x) {
@@ -94,10 +94,21 @@ func printTables(w io.Writer, sums []summary) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ratio\tgateway/nginx\tgateway/haproxy\ttarget")
+	peers := []string{"nginx", "haproxy"}
+	if _, ok := find(sums, "baseline"); ok {
+		peers = append(peers, "baseline")
+	}
+	fmt.Fprint(tw, "ratio")
+	for _, p := range peers {
+		fmt.Fprintf(tw, "\tgateway/%s", p)
+	}
+	fmt.Fprintln(tw, "\ttarget")
 	for _, r := range ratios(sums) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.what, strings.ReplaceAll(verdict(r, "nginx"), "**", ""),
-			strings.ReplaceAll(verdict(r, "haproxy"), "**", ""), r.target)
+		fmt.Fprint(tw, r.what)
+		for _, p := range peers {
+			fmt.Fprintf(tw, "\t%s", strings.ReplaceAll(verdict(r, p), "**", ""))
+		}
+		fmt.Fprintf(tw, "\t%s\n", r.target)
 	}
 	tw.Flush()
 }
