@@ -116,8 +116,9 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	}
 }
 
-// edgeConn is a client TCP connection with a lingering Close. Every other
-// method is the TCPConn's (fasthttp's keep-alive settings included).
+// edgeConn is a client TCP connection with a lingering Close and deadlines
+// re-armed only when they move (edgeconn_deadline.go). Every other method
+// is the TCPConn's (fasthttp's keep-alive settings included).
 type edgeConn struct {
 	*net.TCPConn
 	l *edgeListener
@@ -131,6 +132,8 @@ type edgeConn struct {
 	used   atomic.Bool
 	eof    atomic.Bool
 	closed atomic.Bool
+	// rdl and wdl are the read and write deadlines in force.
+	rdl, wdl clientDeadline
 }
 
 // Read reads from the connection, noting that a read is in progress, that
@@ -188,6 +191,7 @@ func (c *edgeConn) Close() error {
 func (c *edgeConn) linger() {
 	defer func() { <-c.l.lingering }()
 	_ = c.TCPConn.CloseWrite()
+	c.rdl.forget()
 	_ = c.TCPConn.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.TCPConn, lingerBytes)
 	_ = c.TCPConn.Close()
