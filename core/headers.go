@@ -35,30 +35,35 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, st *reqState) (reqBody,
 
 	// X-Forwarded-Host and -Port describe what the client asked for, so
 	// they are taken before pass_host may replace Host.
+	present := scanHeaderNames(h.RawHeaders())
 	host := h.Host()
-	h.SetBytesKV(strXForwardedHost, host)
+	setForwarded(h, present, nameXForwardedHost, host)
 	st.buf = appendForwardedPort(st.buf[:0], host, ctx.LocalAddr())
-	h.SetBytesKV(strXForwardedPort, st.buf)
+	setForwarded(h, present, nameXForwardedPort, st.buf)
 	if ctx.IsTLS() {
-		h.SetBytesKV(strXForwardedProto, strHTTPS)
+		setForwarded(h, present, nameXForwardedProto, strHTTPS)
 	} else {
-		h.SetBytesKV(strXForwardedProto, strHTTP)
+		setForwarded(h, present, nameXForwardedProto, strHTTP)
 	}
 
 	// X-Forwarded-For: the client's list (all its headers, joined) plus the
 	// peer address, as nginx's $proxy_add_x_forwarded_for.
 	st.xff = st.xff[:0]
-	for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
-		st.xff = append(st.xff, v...)
-		st.xff = append(st.xff, strCommaSpace...)
+	if present&hasXForwardedFor != 0 {
+		for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
+			st.xff = append(st.xff, v...)
+			st.xff = append(st.xff, strCommaSpace...)
+		}
 	}
 	st.buf = AppendIP(st.buf[:0], ctx.RemoteAddr())
 	st.xff = append(st.xff, st.buf...)
-	h.SetBytesKV(strXForwardedFor, st.xff)
-	h.SetBytesKV(strXRealIP, st.buf)
-	h.DelBytes(strForwarded)
+	setForwarded(h, present, nameXForwardedFor, st.xff)
+	setForwarded(h, present, nameXRealIP, st.buf)
+	if present&hasForwarded != 0 {
+		h.DelBytes(strForwarded)
+	}
 
-	removeHopByHop(h)
+	removeHopByHop(h, present)
 
 	var body reqBody
 	if !ctx.Request.IsBodyStream() {
@@ -88,32 +93,56 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, st *reqState) (reqBody,
 }
 
 // removeHopByHop drops the headers that describe the client connection,
-// including any named in its Connection header. The Connection: close flag
-// is kept by the server for the client side (it reads it before the
-// handler runs); the upstream connection stays keep-alive.
-func removeHopByHop(h *fasthttp.RequestHeader) {
-	if v := h.PeekBytes(strConnection); len(v) > 0 {
-		for len(v) > 0 {
-			var tok []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, nil
-			}
-			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 {
-				h.DelBytes(tok)
-			}
+// including any named in its Connection header; present says which of
+// them the client sent (scanHeaderNames). The Connection: close flag is
+// kept by the server for the client side (it reads it before the handler
+// runs); the upstream connection stays keep-alive.
+func removeHopByHop(h *fasthttp.RequestHeader, present headerNames) {
+	if present&hasConnection != 0 {
+		if v := h.PeekBytes(strConnection); len(v) > 0 {
+			delConnectionTokens(v, h.DelBytes)
+			h.DelBytes(strConnection)
 		}
-		h.DelBytes(strConnection)
 	}
 	h.ResetConnectionClose()
-	h.DelBytes(strKeepAlive)
-	h.DelBytes(strProxyConnection)
-	h.DelBytes(strTE)
-	h.DelBytes(strTrailer)
-	h.DelBytes(strUpgrade)
-	h.DelBytes(strExpect)
+	delPresent(present, h.DelBytes, nameKeepAlive, nameProxyConnection, nameTE, nameTrailer, nameUpgrade, nameExpect)
+}
+
+// setForwarded makes value the only field named n: the client's own
+// fields of that name, all of them, are dropped first when present says
+// there are any.
+func setForwarded(h *fasthttp.RequestHeader, present headerNames, n headerName, value []byte) {
+	if present&n.bit != 0 {
+		h.DelBytes(n.name)
+	}
+	// SetCanonical: the names are constants in fasthttp's canonical form.
+	h.SetCanonical(n.name, value)
+}
+
+// delConnectionTokens calls del for each field named in a Connection
+// header's value.
+func delConnectionTokens(v []byte, del func([]byte)) {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+			del(tok)
+		}
+	}
+}
+
+// delPresent calls del with the name of each field of names that is in
+// present.
+func delPresent(present headerNames, del func([]byte), names ...headerName) {
+	for _, n := range names {
+		if present&n.bit != 0 {
+			del(n.name)
+		}
+	}
 }
 
 // appendForwardedPort appends the port of the Host header, else the port
@@ -132,27 +161,18 @@ func appendForwardedPort(dst, host []byte, local net.Addr) []byte {
 // and reports whether the upstream asked to close the connection.
 func cleanResponseHeader(h *fasthttp.ResponseHeader) (upstreamClose bool) {
 	upstreamClose = h.ConnectionClose()
-	if v := h.PeekBytes(strConnection); len(v) > 0 {
-		for len(v) > 0 {
-			var tok []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, nil
-			}
-			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 {
-				h.DelBytes(tok)
-			}
+	var present headerNames
+	for k := range h.All() {
+		present |= nameBit(k)
+	}
+	if present&hasConnection != 0 {
+		if v := h.PeekBytes(strConnection); len(v) > 0 {
+			delConnectionTokens(v, h.DelBytes)
+			h.DelBytes(strConnection)
 		}
-		h.DelBytes(strConnection)
 	}
 	h.ResetConnectionClose()
-	h.DelBytes(strKeepAlive)
-	h.DelBytes(strProxyConnection)
-	h.DelBytes(strTrailer)
-	h.DelBytes(strUpgrade)
-	h.DelBytes(strTransferEncoding)
+	delPresent(present, h.DelBytes, nameKeepAlive, nameProxyConnection, nameTrailer, nameUpgrade, nameTransferEncoding)
 	h.SetProtocol(strHTTP11)
 	return upstreamClose
 }

@@ -7,8 +7,11 @@ var (
 	strSlash = []byte("/")
 	strHTTPS = []byte("https")
 
+	// The forwarded names are in fasthttp's canonical form (as it
+	// normalizes a received name), so that Header.SetCanonical replaces a
+	// client's own field of that name instead of adding a second one.
 	strXForwardedFor   = []byte("X-Forwarded-For")
-	strXRealIP         = []byte("X-Real-IP")
+	strXRealIP         = []byte("X-Real-Ip")
 	strXForwardedProto = []byte("X-Forwarded-Proto")
 	strXForwardedHost  = []byte("X-Forwarded-Host")
 	strXForwardedPort  = []byte("X-Forwarded-Port")
