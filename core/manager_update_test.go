@@ -30,7 +30,7 @@ func TestManagerIncrementalAndCompaction(t *testing.T) {
 	}
 	put("/apisix/upstreams/u", `{"nodes":{"127.0.0.1:18001":1}}`)
 	var kvs []store.KV
-	for i := 0; i < incrementalRoutes+100; i++ {
+	for i := 0; i < 2100; i++ {
 		kvs = append(kvs, store.KV{Key: fmt.Sprintf("/apisix/routes/r%d", i),
 			Value: []byte(fmt.Sprintf(`{"uri":"/r/%d","upstream_id":"u"}`, i))})
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// updateFixture is a large config (above incrementalRoutes) with a shared
+// updateFixture is a config of n routes with a shared
 // upstream, a service and routes with inline upstreams.
 func updateFixture(n int) *Config {
 	cfg := NewConfig()
