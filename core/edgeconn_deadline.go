@@ -23,7 +23,8 @@ type clientDeadline struct{ unixNano atomic.Int64 }
 // keep reports whether the deadline in force may stand for t: it is not
 // later than t, still in the future, and earlier by at most 1/64 of the
 // time left until t. Otherwise it records t and returns false (the caller
-// then arms t).
+// then arms t). The time left is read from the monotonic clock alone
+// (time.Until on a t made from time.Now), half the cost of time.Now.
 func (d *clientDeadline) keep(t time.Time) bool {
 	if t.IsZero() {
 		d.unixNano.Store(0)
@@ -31,8 +32,9 @@ func (d *clientDeadline) keep(t time.Time) bool {
 	}
 	want := t.UnixNano()
 	if cur := d.unixNano.Load(); cur != 0 && cur <= want {
-		now := time.Now().UnixNano()
-		if cur > now && want-cur <= (want-now)/deadlineSlack {
+		// cur is in the future when it is closer to t than now is.
+		left, early := time.Until(t), time.Duration(want-cur)
+		if early < left && early <= left/deadlineSlack {
 			return true
 		}
 	}
