@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -125,6 +126,34 @@ func TestRedactRequestBytes(t *testing.T) {
 	} {
 		if got := redactRequestBytes(in); got != want {
 			t.Errorf("redact(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+// TestHeaderReceivedBodyTimeout: a request with a body gets the body
+// timeout; one without keeps the header timeout's deadline (ReadTimeout 0
+// tells fasthttp to set none). Both get the send timeout.
+func TestHeaderReceivedBodyTimeout(t *testing.T) {
+	p := NewProxy()
+	l := DefaultLimits()
+	l.BodyTimeout, l.SendTimeout = 7*time.Second, 9*time.Second
+	p.SetLimits(l)
+	for _, tc := range []struct {
+		req  string
+		read time.Duration
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 7 * time.Second},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 7 * time.Second},
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader(tc.req))); err != nil {
+			t.Fatal(err)
+		}
+		c := p.headerReceived(&h)
+		if c.ReadTimeout != tc.read || c.WriteTimeout != 9*time.Second {
+			t.Errorf("%q: read timeout %v, write timeout %v; want %v, 9s", tc.req, c.ReadTimeout, c.WriteTimeout, tc.read)
 		}
 	}
 }
