@@ -94,7 +94,10 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		err = copyRequestBody(c, body, to.Send)
 	}
 	if err == nil {
-		err = c.BW.Flush()
+		// The read timeout bounds the wait for the response, which
+		// FlushAndAwait does without an empty read.
+		_ = c.SetReadTimeout(now, to.Read)
+		err = c.FlushAndAwait()
 	}
 	if err != nil {
 		c.Release(false, 0)
@@ -115,7 +118,6 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, st *reqState, b *Balancer, n 
 		return outcome{status: statusFor(err), sent: true}, false
 	}
 
-	_ = c.SetReadTimeout(now, to.Read)
 	resp := &ctx.Response
 	resp.Reset()
 	if err = readResponseHeader(&resp.Header, c.BR); err != nil {

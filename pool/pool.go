@@ -165,6 +165,11 @@ type Conn struct {
 	raw       syscall.RawConn
 	peekFn    func(fd uintptr) bool
 	peekState int8
+	// awaitFn is await bound to c (nil on TLS connections); awaitStep and
+	// awaitErr are FlushAndAwait's state.
+	awaitFn   func(fd uintptr) bool
+	awaitStep int8
+	awaitErr  error
 	requests  int
 	// idleSince is the release time (UnixNano); the sweeper reads it while
 	// the connection sits in the idle stack.
@@ -335,6 +340,9 @@ func (p *Pool) dial(m *Meter, timeout time.Duration) (*Conn, error) {
 			return nil, &DialError{Addr: p.opts.Addr, SNI: sni, Err: err, Timeout: isTimeout(err), TLS: true}
 		}
 		nc = tc
+	}
+	if c.raw != nil && p.opts.TLS == nil {
+		c.awaitFn = c.await
 	}
 	c.Conn = nc
 	c.rec.Conn = nc
