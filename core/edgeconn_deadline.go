@@ -3,16 +3,16 @@ package core
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/edgeway/gateway/pool"
 )
 
-// deadlineSlack is the share of the time left by which a client deadline
-// already in force may fall short of a newly asked one and still be kept.
-// fasthttp sets up to four deadlines per request (idle, header, body,
-// send), each now plus a timeout of typically 60 s; re-arming one costs a
-// timer update under a runtime lock, keeping it a clock read. With 1/64, a
-// 60 s timeout fires at the earliest after 59.06 s. The same rule as the
-// upstream connections' (pool.Conn.SetReadTimeout).
-const deadlineSlack = 64
+// A client deadline already in force is kept when it falls short of a
+// newly asked one by at most 1/64 of the time left (pool.KeepDeadline, the
+// upstream connections' rule). fasthttp sets up to four deadlines per
+// request (idle, header, body, send), each now plus a timeout of typically
+// 60 s; re-arming one costs a timer update under a runtime lock, keeping it
+// a clock read. A 60 s timeout fires at the earliest after 59.06 s.
 
 // clientDeadline caches the deadline in force in one direction of a client
 // connection, as Unix nanoseconds (0: none). It is set and read by the
@@ -31,12 +31,9 @@ func (d *clientDeadline) keep(t time.Time) bool {
 		return false
 	}
 	want := t.UnixNano()
-	if cur := d.unixNano.Load(); cur != 0 && cur <= want {
-		// cur is in the future when it is closer to t than now is.
-		left, early := time.Until(t), time.Duration(want-cur)
-		if early < left && early <= left/deadlineSlack {
-			return true
-		}
+	// The clock is read only when the cheap conditions hold.
+	if cur := d.unixNano.Load(); cur != 0 && cur <= want && pool.KeepDeadline(cur, want, time.Until(t)) {
+		return true
 	}
 	d.unixNano.Store(want)
 	return false

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/edgeway/gateway/pool"
 )
 
 func TestClientDeadlineKeep(t *testing.T) {
@@ -55,7 +57,7 @@ func TestKeptDeadlineStillFires(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read returned %v, want the deadline exceeded", err)
 	}
-	if fired := time.Now(); fired.After(last.Add(100*time.Millisecond)) || fired.Sub(start) < timeout-timeout/deadlineSlack-5*time.Millisecond {
+	if fired := time.Now(); fired.After(last.Add(100*time.Millisecond)) || fired.Sub(start) < timeout-timeout/pool.DeadlineSlack-5*time.Millisecond {
 		t.Fatalf("deadline fired %v after the first was set; want about %v", fired.Sub(start), timeout)
 	}
 

@@ -34,7 +34,8 @@ type headerName struct {
 	bit  headerNames
 }
 
-// The hop-by-hop names, for delPresent.
+// The fields with a bit: the hop-by-hop ones, for delPresent, and the
+// forwarded ones.
 var (
 	nameKeepAlive        = headerName{strKeepAlive, hasKeepAlive}
 	nameProxyConnection  = headerName{strProxyConnection, hasProxyConnection}
@@ -43,10 +44,8 @@ var (
 	nameUpgrade          = headerName{strUpgrade, hasUpgrade}
 	nameExpect           = headerName{strExpect, hasExpect}
 	nameTransferEncoding = headerName{strTransferEncoding, hasTransferEncoding}
-)
 
-// The names of the forwarded fields, for setForwarded.
-var (
+	// The forwarded fields, for setForwarded.
 	nameXForwardedFor   = headerName{strXForwardedFor, hasXForwardedFor}
 	nameXRealIP         = headerName{strXRealIP, hasXRealIP}
 	nameXForwardedHost  = headerName{strXForwardedHost, hasXForwardedHost}

@@ -2,12 +2,22 @@ package pool
 
 import "time"
 
-// timeoutSlack is the share of a timeout by which a deadline already in
+// DeadlineSlack is the share of a timeout by which a deadline already in
 // force may fall short of a fresh one and still be kept: re-arming a
 // deadline costs a clock read and a timer update in the runtime, and on a
 // busy connection the deadline moves by microseconds per request. With
 // 1/64, a 60 s timeout fires at the earliest after 59.06 s.
-const timeoutSlack = 64
+const DeadlineSlack = 64
+
+// KeepDeadline reports whether a deadline in force, cur (Unix nanoseconds;
+// 0 for none), may stand for a wanted one, want, which is left away from
+// now: cur is not later than want, still in the future, and earlier by at
+// most 1/DeadlineSlack of left. Both the upstream connections here and the
+// gateway's client connections use this rule.
+func KeepDeadline(cur, want int64, left time.Duration) bool {
+	early := time.Duration(want - cur)
+	return cur != 0 && cur <= want && early < left && early <= left/DeadlineSlack
+}
 
 // SetReadTimeout sets the read deadline to now+d, unless the deadline in
 // force is at most d/64 earlier than that (then it is kept). d ≤ 0 clears
@@ -38,8 +48,7 @@ func nextDeadline(cur *int64, now time.Time, d time.Duration) (time.Time, bool) 
 	}
 	target := now.Add(d)
 	t := target.UnixNano()
-	// Fast path: the deadline in force is close enough (never later).
-	if *cur != 0 && *cur <= t && t-*cur <= int64(d/timeoutSlack) {
+	if KeepDeadline(*cur, t, d) {
 		return target, false
 	}
 	*cur = t
