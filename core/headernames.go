@@ -34,7 +34,7 @@ type headerName struct {
 	bit  headerNames
 }
 
-// The fields with a bit: the hop-by-hop ones, for delPresent, and the
+// The fields with a bit: the hop-by-hop ones, for dropHopByHop, and the
 // forwarded ones.
 var (
 	nameKeepAlive        = headerName{strKeepAlive, hasKeepAlive}

@@ -98,6 +98,21 @@ func (p *Proxy) prepareRequest(ctx *fasthttp.RequestCtx, st *reqState) (reqBody,
 // kept by the server for the client side (it reads it before the handler
 // runs); the upstream connection stays keep-alive.
 func removeHopByHop(h *fasthttp.RequestHeader, present headerNames) {
+	dropHopByHop(h, present, nameKeepAlive, nameProxyConnection, nameTE, nameTrailer, nameUpgrade, nameExpect)
+}
+
+// hopByHopHeader is what dropHopByHop needs of a request or response
+// header.
+type hopByHopHeader interface {
+	PeekBytes(key []byte) []byte
+	DelBytes(key []byte)
+	ResetConnectionClose()
+}
+
+// dropHopByHop deletes from h the Connection field and every field it
+// names, resets the connection-close flag, and deletes each of names that
+// present holds.
+func dropHopByHop[H hopByHopHeader](h H, present headerNames, names ...headerName) {
 	if present&hasConnection != 0 {
 		if v := h.PeekBytes(strConnection); len(v) > 0 {
 			delConnectionTokens(v, h.DelBytes)
@@ -105,7 +120,11 @@ func removeHopByHop(h *fasthttp.RequestHeader, present headerNames) {
 		}
 	}
 	h.ResetConnectionClose()
-	delPresent(present, h.DelBytes, nameKeepAlive, nameProxyConnection, nameTE, nameTrailer, nameUpgrade, nameExpect)
+	for _, n := range names {
+		if present&n.bit != 0 {
+			h.DelBytes(n.name)
+		}
+	}
 }
 
 // setForwarded makes value the only field named n: the client's own
@@ -135,16 +154,6 @@ func delConnectionTokens(v []byte, del func([]byte)) {
 	}
 }
 
-// delPresent calls del with the name of each field of names that is in
-// present.
-func delPresent(present headerNames, del func([]byte), names ...headerName) {
-	for _, n := range names {
-		if present&n.bit != 0 {
-			del(n.name)
-		}
-	}
-}
-
 // appendForwardedPort appends the port of the Host header, else the port
 // the client connected to.
 func appendForwardedPort(dst, host []byte, local net.Addr) []byte {
@@ -165,14 +174,7 @@ func cleanResponseHeader(h *fasthttp.ResponseHeader) (upstreamClose bool) {
 	for k := range h.All() {
 		present |= nameBit(k)
 	}
-	if present&hasConnection != 0 {
-		if v := h.PeekBytes(strConnection); len(v) > 0 {
-			delConnectionTokens(v, h.DelBytes)
-			h.DelBytes(strConnection)
-		}
-	}
-	h.ResetConnectionClose()
-	delPresent(present, h.DelBytes, nameKeepAlive, nameProxyConnection, nameTrailer, nameUpgrade, nameTransferEncoding)
+	dropHopByHop(h, present, nameKeepAlive, nameProxyConnection, nameTrailer, nameUpgrade, nameTransferEncoding)
 	h.SetProtocol(strHTTP11)
 	return upstreamClose
 }
